@@ -1,0 +1,143 @@
+"""Settings: the only reader of `mailer.toml` and `MAILER_*` environment variables.
+
+Precedence, highest first: values passed in code, environment, the TOML file,
+the defaults below. Every field is documented in the sample written by
+`mailer init` (`mailer/sample.toml`), and a test checks that they agree.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+from mailer.errors import ConfigError
+
+CONFIG_FILE = "mailer.toml"
+SAMPLE_FILE = Path(__file__).with_name("sample.toml")
+PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret"}
+
+
+def config_path() -> Path:
+    """The settings file: `$MAILER_CONFIG`, else `mailer.toml` in the working folder."""
+    return Path(os.environ.get("MAILER_CONFIG", CONFIG_FILE))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MAILER_", extra="forbid", frozen=True)
+
+    # Who sends, and to whom readers reply.
+    sender_name: str = "Newsletter"
+    sender_address: str = "newsletter@example.org"
+    reply_to: str = ""
+    # Public address of the subscriber pages; every link in an email starts with it.
+    base_url: str = "http://127.0.0.1:8000"
+    # Shown in every footer (required by law for bulk mail in the UK and US).
+    postal_address: str = "Somewhere Street, Cardiff, Wales"
+    # List identity: List-Id header and the "why you get this" footer line.
+    list_name: str = "Newsletter"
+    list_id: str = "newsletter.example.org"
+    # Storage.
+    database_url: str = "sqlite:///mailer.db"
+    # Signing key for every link; old keys keep old links valid after rotation.
+    secret_key: str = Field(min_length=16)
+    old_secret_keys: list[str] = []
+    confirm_token_days: int = Field(default=7, ge=1)
+    # Content.
+    templates_dir: str = ""
+    languages: list[Literal["en", "cy"]] = ["en"]
+    default_language: Literal["en", "cy"] = "en"
+    bilingual_first: Literal["en", "cy"] = "cy"
+    timezone: str = "Europe/London"
+    # Delivery: an empty smtp_host writes messages to outbox_dir instead.
+    smtp_host: str = ""
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_security: Literal["starttls", "tls", "none"] = "starttls"
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_timeout: float = Field(default=30.0, gt=0)
+    smtp_connections: int = Field(default=1, ge=1, le=32)
+    outbox_dir: str = "outbox"
+    return_path: str = ""
+    rate_per_second: float = Field(default=0.0, ge=0)
+    rate_per_hour: int = Field(default=0, ge=0)
+    retry_deadline_hours: float = Field(default=48.0, gt=0)
+    max_connection_errors: int = Field(default=5, ge=1)
+    dkim_selector: str = ""
+    dkim_private_key: str = ""
+    # Web pages (`mailer serve`, and `mailer run`).
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(default=8000, ge=1, le=65535)
+    # Scheduler (`mailer run`).
+    schedule_grace_hours: float = Field(default=6.0, ge=0)
+    # Bounces.
+    bounce_mailbox: str = ""
+    bounce_soft_limit: int = Field(default=3, ge=1)
+    bounce_soft_window_days: int = Field(default=30, ge=1)
+
+    @field_validator("secret_key")
+    @classmethod
+    def _refuse_placeholder(cls, value: str) -> str:
+        if value.strip().lower() in PLACEHOLDER_SECRETS:
+            raise ValueError("is a placeholder; run `mailer init` or set a long random value")
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _absolute_url(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("must start with https:// (or http:// for local testing)")
+        return value.rstrip("/")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=config_path())
+
+    @cached_property
+    def sender_domain(self) -> str:
+        return self.sender_address.rpartition("@")[2]
+
+    @cached_property
+    def templates_path(self) -> Path:
+        if self.templates_dir:
+            return Path(self.templates_dir)
+        local = Path("templates")
+        return local if (local / "email").is_dir() else Path(__file__).resolve().parent.parent / "templates"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings, turning any problem into one message naming key and file."""
+    path = config_path()
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            key = ".".join(str(part) for part in error["loc"]) or "(file)"
+            message = "is missing" if error["type"] == "missing" else error["msg"]
+            lines.append(f"{path}: {key}: {message}")
+        if not path.exists():
+            lines.append(f"({path} does not exist: run `mailer init` to write one)")
+        raise ConfigError("\n".join(lines)) from None
+    except (OSError, ValueError) as exc:  # unreadable or malformed TOML
+        raise ConfigError(f"{path}: cannot read settings: {exc}") from None
+
+
+def write_sample(path: Path) -> None:
+    """Write the commented sample settings with a freshly generated secret."""
+    if path.exists():
+        raise ConfigError(f"{path} already exists; not overwriting it")
+    text = SAMPLE_FILE.read_text(encoding="utf-8").replace("@SECRET_KEY@", secrets.token_urlsafe(32))
+    path.write_text(text, encoding="utf-8")

@@ -1,0 +1,1 @@
+"""The subscriber store: models, database, and the services everyone else goes through."""

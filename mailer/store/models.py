@@ -1,0 +1,177 @@
+"""Every table, in one module. Times are stored in UTC, naive (SQLite has no zones).
+
+Status values are plain strings held in `StrEnum`s so that they read the same in
+the database, the CLI and the code.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from enum import StrEnum
+
+from sqlalchemy import Column, Index, LargeBinary, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    """Now in UTC, without tzinfo: the form every time column uses."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class SubscriberStatus(StrEnum):
+    pending = "pending"
+    active = "active"
+    unsubscribed = "unsubscribed"
+    bounced = "bounced"
+    complained = "complained"
+
+
+class Language(StrEnum):
+    en = "en"
+    cy = "cy"
+    both = "both"
+
+
+class EventKind(StrEnum):
+    subscribed = "subscribed"
+    confirmed = "confirmed"
+    unsubscribed = "unsubscribed"
+    resubscribed = "resubscribed"
+    preferences = "preferences"
+    email_changed = "email_changed"
+    bounced = "bounced"
+    soft_bounce = "soft_bounce"
+    complained = "complained"
+    imported = "imported"
+    forgotten = "forgotten"
+
+
+class SendStatus(StrEnum):
+    draft = "draft"
+    scheduled = "scheduled"
+    sending = "sending"
+    paused = "paused"
+    finished = "finished"
+    cancelled = "cancelled"
+    failed = "failed"
+    missed = "missed"
+
+
+class DeliveryStatus(StrEnum):
+    queued = "queued"
+    sent = "sent"
+    deferred = "deferred"
+    failed = "failed"
+    skipped = "skipped"
+
+
+class BounceKind(StrEnum):
+    permanent = "permanent"
+    temporary = "temporary"
+    complaint = "complaint"
+
+
+class Topic(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=64, unique=True)
+    description: str = ""
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class SubscriberTopic(SQLModel, table=True):
+    subscriber_id: int = Field(foreign_key="subscriber.id", primary_key=True, ondelete="CASCADE")
+    topic_id: int = Field(foreign_key="topic.id", primary_key=True, ondelete="CASCADE")
+
+
+class Subscriber(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    # As normalised by email-validator; `email_key` (lower case) is what must be unique.
+    email: str = Field(max_length=320)
+    email_key: str = Field(max_length=320, unique=True)
+    name: str = Field(default="", max_length=200)
+    language: Language = Field(default=Language.en, max_length=8)
+    status: SubscriberStatus = Field(default=SubscriberStatus.pending, max_length=16, index=True)
+    source: str = Field(default="", max_length=64)
+    consent_text: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    created_at: datetime = Field(default_factory=utcnow)
+    confirmed_at: datetime | None = None
+    status_changed_at: datetime = Field(default_factory=utcnow)
+
+
+class Event(SQLModel, table=True):
+    """Append-only history. After `forget`, rows keep only non-personal facts."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    subscriber_id: int | None = Field(default=None, foreign_key="subscriber.id", index=True, ondelete="SET NULL")
+    kind: EventKind = Field(max_length=32)
+    channel: str = Field(default="", max_length=32)
+    detail: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    send_id: int | None = Field(default=None, foreign_key="send.id", ondelete="SET NULL")
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class ForgottenAddress(SQLModel, table=True):
+    """Salted hash of an erased address, so it is never imported again by accident."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    address_hash: str = Field(max_length=128, unique=True)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Send(SQLModel, table=True):
+    """One issue going to one audience. `content` freezes what was rendered at creation."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    issue_slug: str = Field(max_length=200)
+    issue_path: str = Field(default="", max_length=1000)
+    title: str = Field(default="", max_length=500)
+    status: SendStatus = Field(default=SendStatus.draft, max_length=16, index=True)
+    topics: str = Field(default="", max_length=1000)  # comma-separated; empty = every active subscriber
+    languages: str = Field(default="", max_length=64)  # comma-separated; empty = all
+    content: bytes = Field(sa_column=Column(LargeBinary, nullable=False))  # JSON of rendered variants
+    content_hash: str = Field(default="", max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
+    scheduled_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    # Lease: which process is sending it, until when. Keeps two runners from sending one send.
+    lease_owner: str = Field(default="", max_length=128)
+    lease_expires_at: datetime | None = None
+    note: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+
+
+class Delivery(SQLModel, table=True):
+    """The queue: one row per recipient of a send, moved on only after the server answered."""
+
+    __table_args__ = (
+        UniqueConstraint("send_id", "subscriber_id"),
+        Index("ix_delivery_send_status", "send_id", "status"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    send_id: int = Field(foreign_key="send.id", ondelete="CASCADE")
+    subscriber_id: int | None = Field(default=None, foreign_key="subscriber.id", ondelete="SET NULL")
+    email: str = Field(max_length=320)
+    language: Language = Field(default=Language.en, max_length=8)
+    status: DeliveryStatus = Field(default=DeliveryStatus.queued, max_length=16)
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    first_attempt_at: datetime | None = None
+    sent_at: datetime | None = None
+    reply: str = Field(default="", max_length=1000)
+    message_id: str = Field(default="", max_length=255)
+    claimed_by: str = Field(default="", max_length=128)
+
+
+class Bounce(SQLModel, table=True):
+    """A bounce or complaint matched to a delivery (when possible) and a subscriber."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: BounceKind = Field(max_length=16)
+    subscriber_id: int | None = Field(default=None, foreign_key="subscriber.id", index=True, ondelete="SET NULL")
+    delivery_id: int | None = Field(default=None, foreign_key="delivery.id", ondelete="SET NULL")
+    send_id: int | None = Field(default=None, foreign_key="send.id", index=True, ondelete="SET NULL")
+    address: str = Field(default="", max_length=320)
+    diagnostic: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    message_id: str = Field(default="", max_length=255)
+    received_at: datetime = Field(default_factory=utcnow)

@@ -1,0 +1,62 @@
+"""Signed tokens for every link in an email, one purpose (salt) per kind of link.
+
+Unsubscribe and preference tokens never expire: an unsubscribe link must work
+years later. Confirmation tokens expire. Old secret keys keep old links valid
+after the key is rotated.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from itsdangerous import BadData, URLSafeTimedSerializer
+
+from mailer.config import Settings
+from mailer.errors import TokenError
+
+
+class Purpose(StrEnum):
+    unsubscribe = "unsubscribe"
+    preferences = "preferences"
+    confirm = "confirm"          # double opt-in
+    change_email = "change-email"
+    bounce = "bounce"            # VERP return path
+
+
+EXPIRES = {Purpose.confirm, Purpose.change_email}
+
+
+def _serializer(settings: Settings, purpose: Purpose) -> URLSafeTimedSerializer:
+    # itsdangerous signs with the last key and accepts any of them.
+    keys = [*settings.old_secret_keys, settings.secret_key]
+    return URLSafeTimedSerializer(keys, salt=f"mailer.{purpose}")
+
+
+def make_token(settings: Settings, purpose: Purpose, payload: Any) -> str:
+    return _serializer(settings, purpose).dumps(payload)
+
+
+def read_token(settings: Settings, purpose: Purpose, token: str) -> Any:
+    """The payload of a valid token; `TokenError` for anything forged, damaged or expired."""
+    max_age = settings.confirm_token_days * 86400 if purpose in EXPIRES else None
+    try:
+        return _serializer(settings, purpose).loads(token, max_age=max_age)
+    except BadData:
+        raise TokenError("this link is not valid") from None
+
+
+def unsubscribe_url(settings: Settings, subscriber_id: int) -> str:
+    return f"{settings.base_url}/u/{make_token(settings, Purpose.unsubscribe, subscriber_id)}"
+
+
+def preferences_url(settings: Settings, subscriber_id: int) -> str:
+    return f"{settings.base_url}/p/{make_token(settings, Purpose.preferences, subscriber_id)}"
+
+
+def confirm_url(settings: Settings, subscriber_id: int) -> str:
+    return f"{settings.base_url}/confirm/{make_token(settings, Purpose.confirm, subscriber_id)}"
+
+
+def archive_url(settings: Settings, send_id: int) -> str:
+    return f"{settings.base_url}/archive/{send_id}"

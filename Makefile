@@ -1,0 +1,38 @@
+# The two commands of the README: `make demo` and `make test`. Both set up what they need.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test test-fast system-deps bench install clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@
+
+install: $(BIN)/.installed
+
+## Build the sample issue, import sample subscribers, send to a local outbox, serve the pages.
+demo: install
+	$(BIN)/mailer demo
+
+## Install system packages (Chromium, PostgreSQL if none answers, smtp-sink) and run every test.
+test: system-deps install
+	$(BIN)/python -m pytest -q
+
+## Every test but the browser ones, without touching system packages.
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not browser"
+
+system-deps:
+	bash .ci/system-deps
+
+## Benchmarks: print figures; see docs/performance.md.
+bench: system-deps install
+	$(BIN)/python bench/bench_render.py
+	$(BIN)/python bench/bench_store.py
+	$(BIN)/python bench/bench_send.py
+
+clean:
+	rm -rf $(VENV) build demo test-artifacts .pytest_cache

@@ -40,6 +40,10 @@ class IssueError(MailerError):
         super().__init__("\n".join(str(p) for p in problems))
 
 
+class RenderError(MailerError):
+    """An email template cannot be rendered (Jinja or MJML); names the template and why."""
+
+
 class StoreError(MailerError):
     """The subscriber store refused an operation."""
 

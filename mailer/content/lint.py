@@ -1,0 +1,98 @@
+"""`mailer issue lint`: things a valid issue may still get wrong, each one an editor can act on."""
+
+from __future__ import annotations
+
+from mailer.config import Settings
+from mailer.content import markdown
+from mailer.content.build import sample_values
+from mailer.content.personalise import Personaliser
+from mailer.content.render import render_issue
+from mailer.content.schema import Issue, Localized
+from mailer.content.urls import is_relative
+from mailer.errors import Problem
+from mailer.i18n import LANGUAGE_NAMES
+
+GMAIL_CLIP_BYTES = 102 * 1024
+MAX_SUBJECT = 70
+VAGUE_LINK_TEXTS = {"click here", "click", "here", "this link", "link", "read more", "more", "cliciwch yma", "cliciwch", "yma"}
+
+
+def lint_issue(issue: Issue, settings: Settings) -> list[Problem]:
+    """Warnings for a valid issue, in file order, then the size of each rendered variant."""
+    warnings = _field_warnings(issue)
+    warnings.sort(key=lambda problem: (problem.line, problem.column))
+    return warnings + size_warnings(issue, settings)
+
+
+def _field_warnings(issue: Issue) -> list[Problem]:
+    warnings = []
+    if issue.preheader is None:
+        warnings.append(issue.problem(("preheader",), "no preheader: mail programs show the first words of the email instead"))
+    for language in issue.languages:
+        subject = (issue.subject or issue.title).get(language) or ""
+        if len(subject) > MAX_SUBJECT:
+            field = "subject" if issue.subject else "title"
+            warnings.append(issue.problem((field, language) if _own(issue, field, language) else (field,),
+                                          f"the subject is {len(subject)} characters; phones show about 40, keep it under {MAX_SUBJECT}"))
+    for section_index, section in enumerate(issue.sections):
+        if section.image and not (section.image.alt and all(section.image.alt.get(lang) for lang in issue.languages)):
+            warnings.append(issue.problem(("sections", section_index, "image"), "image without alt text: say what it shows for readers who cannot see it"))
+    for loc, value in issue.localized():
+        warnings.extend(_translation_warnings(issue, loc, value))
+        for language in value.given or issue.languages[:1]:
+            text = value.get(language) or ""
+            where = (*loc, language) if language in value.given else loc
+            if value.is_address:
+                warnings.extend(issue.problem(where, message) for message in _address_warnings(text))
+            elif value.kind == "markdown":
+                for link in markdown.links(text):
+                    for message in _address_warnings(link.url):
+                        warnings.append(issue.problem(where, f"link {link.url!r}: {message}", link.line_offset))
+                    if link.image and not link.text.strip():
+                        warnings.append(issue.problem(where, f"image {link.url!r} without alt text: write ![what it shows](address)", link.line_offset))
+                    elif not link.image and _vague(link.text):
+                        warnings.append(issue.problem(where, f"link text {link.text!r} says nothing on its own; name where the link goes", link.line_offset))
+            elif loc[-1] in ("label", "title") and _vague(text):
+                warnings.append(issue.problem(where, f"link text {text!r} says nothing on its own; name where the link goes"))
+    return warnings
+
+
+def _own(issue: Issue, field: str, language: str) -> bool:
+    value = getattr(issue, field)
+    return isinstance(value, Localized) and language in value.given
+
+
+def _vague(text: str) -> bool:
+    return text.strip().strip(".!:").lower() in VAGUE_LINK_TEXTS
+
+
+def _address_warnings(url: str) -> list[str]:
+    if url.lower().startswith("http://"):
+        return ["http:// link: use https:// (readers' mail programs warn about insecure links)"]
+    if is_relative(url):
+        return ["relative link: it cannot work in an email; write the full https:// address"]
+    return []
+
+
+def _translation_warnings(issue: Issue, loc: tuple[str | int, ...], value: Localized) -> list[Problem]:
+    warnings = []
+    for language in value.given:
+        if language not in issue.languages:
+            warnings.append(issue.problem((*loc, language), f"has {LANGUAGE_NAMES[language]} text, but `languages` does not list {language}: it is never sent"))
+    if not value.is_address and {"en", "cy"} <= set(issue.languages) and value.en and value.cy \
+            and value.en.strip().casefold() == value.cy.strip().casefold():
+        warnings.append(issue.problem((*loc, "cy"), "untranslated: the Welsh text is the same as the English"))
+    return warnings
+
+
+def size_warnings(issue: Issue, settings: Settings) -> list[Problem]:
+    """Gmail clips an email whose HTML is over 102 KB, hiding the rest, footer included."""
+    warnings = []
+    variants = [*issue.languages, "both"] if len(issue.languages) > 1 else issue.languages
+    for language in variants:
+        rendered = render_issue(issue, settings, language)
+        size = len(Personaliser(rendered).html(sample_values(settings, language)).encode("utf-8"))
+        if size > GMAIL_CLIP_BYTES:
+            warnings.append(issue.problem((), f"the {language} email's HTML is {size / 1024:.0f} KB; Gmail clips emails over "
+                                              f"{GMAIL_CLIP_BYTES // 1024} KB (shorten it, or move content to the web)"))
+    return warnings

@@ -1,0 +1,142 @@
+"""`mailer issue preview`: the email at desktop and phone widths, with its plain text, on localhost.
+
+Every request checks the modification times of the issue and the templates and
+renders again when one changed; the page asks for the version once a second and
+reloads itself when it moves on. Everything is served from this process: the
+page loads nothing from anywhere else.
+"""
+
+from __future__ import annotations
+
+import html
+import threading
+from dataclasses import dataclass
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from mailer.config import Settings
+from mailer.content.build import default_language, sample_values
+from mailer.content.loader import load_issue
+from mailer.content.personalise import Personaliser
+from mailer.content.render import render_issue
+from mailer.errors import MailerError
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Preview: {title}</title>
+<style>
+body {{ margin: 0; padding: 16px; background: #d9dde1; font: 15px/1.4 system-ui, sans-serif; color: #1f2933; }}
+h1 {{ font-size: 17px; margin: 0 0 12px; }}
+.frames {{ display: flex; gap: 24px; align-items: flex-start; flex-wrap: wrap; }}
+figure {{ margin: 0; }}
+figcaption {{ font-weight: bold; margin-bottom: 6px; }}
+iframe {{ border: 1px solid #9aa5b1; background: #fff; height: 1400px; }}
+pre {{ background: #fff; padding: 16px; white-space: pre-wrap; max-width: 80ch; border: 1px solid #9aa5b1; }}
+.error {{ background: #fde8e8; border: 2px solid #c8102e; padding: 12px; white-space: pre-wrap; }}
+</style>
+<script src="/reload.js" data-version="{version}"></script>
+</head><body>
+<h1>{title} <small>({language}; re-renders when the issue or a template changes)</small></h1>
+{body}
+</body></html>
+"""
+FRAMES = """<div class="frames">
+<figure><figcaption>Desktop, 600 px</figcaption><iframe title="Desktop" width="600" src="/email.html?v={version}"></iframe></figure>
+<figure><figcaption>Phone, 375 px</figcaption><iframe title="Phone" width="375" src="/email.html?v={version}"></iframe></figure>
+<figure><figcaption>Plain text</figcaption><pre>{text}</pre></figure>
+</div>"""
+RELOAD_JS = """(function () {
+  var mine = document.currentScript.dataset.version;
+  setInterval(function () {
+    fetch("/version").then(function (r) { return r.text(); }).then(function (v) {
+      if (v !== mine) { location.reload(); }
+    }).catch(function () {});
+  }, 1000);
+})();
+"""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    version: int
+    title: str
+    html: str = ""
+    text: str = ""
+    error: str = ""
+
+
+class Preview:
+    """The latest rendering of one issue, redone when its file or a template changes."""
+
+    def __init__(self, path: Path, settings: Settings, language: str | None):
+        self.path = path
+        self.settings = settings
+        self.language = language
+        self._lock = threading.Lock()
+        self._stamp: tuple[tuple[str, int], ...] = ()
+        self._snapshot = Snapshot(0, path.name)
+
+    def _sources(self) -> tuple[tuple[str, int], ...]:
+        files = [self.path, *sorted((self.settings.templates_path / "email").rglob("*"))]
+        return tuple((str(file), file.stat().st_mtime_ns) for file in files if file.is_file())
+
+    def current(self) -> Snapshot:
+        with self._lock:
+            try:
+                stamp = self._sources()
+            except OSError as exc:
+                stamp = (("error", hash(str(exc))),)
+            if stamp != self._stamp:
+                self._stamp = stamp
+                self._snapshot = self._render(self._snapshot.version + 1)
+            return self._snapshot
+
+    def _render(self, version: int) -> Snapshot:
+        try:
+            issue = load_issue(self.path)
+            language = self.language or default_language(issue)
+            rendered = render_issue(issue, self.settings, language)
+        except MailerError as exc:
+            return Snapshot(version, self.path.name, error=str(exc))
+        values = sample_values(self.settings, language)
+        personal = Personaliser(rendered)
+        return Snapshot(version, f"{personal.subject(values)} [{language}]", personal.html(values), personal.text(values))
+
+
+def make_server(preview: Preview, host: str = "127.0.0.1", port: int = 8025) -> ThreadingHTTPServer:
+    """An HTTP server for `preview`; call `serve_forever()` on it (port 0 picks a free port)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            snapshot = preview.current()
+            route = self.path.partition("?")[0]
+            if route == "/":
+                if snapshot.error:
+                    body = f'<p class="error">{html.escape(snapshot.error)}</p>'
+                else:
+                    body = FRAMES.format(version=snapshot.version, text=html.escape(snapshot.text))
+                page = PAGE.format(title=html.escape(snapshot.title), version=snapshot.version,
+                                   language=html.escape(preview.language or "default language"), body=body)
+                self._send(page, "text/html")
+            elif route == "/email.html":
+                self._send(snapshot.html or f"<pre>{html.escape(snapshot.error)}</pre>", "text/html")
+            elif route == "/version":
+                self._send(str(snapshot.version), "text/plain")
+            elif route == "/reload.js":
+                self._send(RELOAD_JS, "text/javascript")
+            else:
+                self.send_error(HTTPStatus.NOT_FOUND)
+
+        def _send(self, text: str, content_type: str) -> None:
+            data = text.encode("utf-8")
+            self.send_response(HTTPStatus.OK)
+            self.send_header("Content-Type", f"{content_type}; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: object) -> None:  # quiet: the editor watches the page
+            pass
+
+    return ThreadingHTTPServer((host, port), Handler)

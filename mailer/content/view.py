@@ -1,0 +1,126 @@
+"""An issue resolved for one language: the plain values the templates and the text part read.
+
+Choosing the language's text, rendering Markdown to safe HTML and to plain text,
+and formatting dates (Babel) happen here once, so the HTML and the plain-text
+renderings cannot disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from babel.dates import format_date, format_datetime, format_time
+from markupsafe import Markup
+
+from mailer.config import Settings
+from mailer.content import markdown
+from mailer.content.personalise import PLACEHOLDER_FIELDS, placeholder
+from mailer.content.schema import Event, Issue, Localized
+from mailer.i18n import LOCALES
+
+
+@dataclass(frozen=True)
+class Prose:
+    """Markdown rendered both ways."""
+
+    html: Markup
+    text: str
+
+
+@dataclass(frozen=True)
+class ImageView:
+    src: str
+    alt: str
+    href: str | None
+
+
+@dataclass(frozen=True)
+class LinkView:
+    title: str
+    url: str
+    note: str | None
+
+
+@dataclass(frozen=True)
+class ButtonView:
+    label: str
+    url: str
+
+
+@dataclass(frozen=True)
+class EventView:
+    when: str
+    place: str
+
+
+@dataclass(frozen=True)
+class SectionView:
+    heading: str | None
+    body: Prose | None
+    image: ImageView | None
+    event: EventView | None
+    links: list[LinkView]
+    button: ButtonView | None
+
+
+@dataclass(frozen=True)
+class IssueView:
+    lang: str
+    title: str
+    subject: str
+    preheader: str
+    date: str
+    greeting: bool
+    intro: Prose | None
+    sections: list[SectionView]
+    sign_off: Prose | None
+    list_name: str
+    postal_address: str
+    placeholders: dict[str, str]
+
+
+def issue_view(issue: Issue, settings: Settings, language: str) -> IssueView:
+    def text(value: Localized | None) -> str | None:
+        return value.get(language) if value is not None else None
+
+    def prose(value: Localized | None) -> Prose | None:
+        source = text(value)
+        return Prose(markdown.to_html(source), markdown.to_text(source)) if source else None
+
+    sections = []
+    for section in issue.sections:
+        image = section.image
+        sections.append(SectionView(
+            heading=text(section.heading),
+            body=prose(section.body),
+            image=ImageView(text(image.src) or "", text(image.alt) or "", text(image.href)) if image else None,
+            event=EventView(event_time(section.event, language), text(section.event.place) or "") if section.event else None,
+            links=[LinkView(text(link.title) or "", text(link.url) or "", text(link.note)) for link in section.links],
+            button=ButtonView(text(section.button.label) or "", text(section.button.url) or "") if section.button else None,
+        ))
+    title = text(issue.title) or ""
+    return IssueView(
+        lang=language,
+        title=title,
+        subject=text(issue.subject) or title,
+        preheader=text(issue.preheader) or "",
+        date=format_date(issue.date, "long", locale=LOCALES[language]),
+        greeting=issue.greeting,
+        intro=prose(issue.intro),
+        sections=sections,
+        sign_off=prose(issue.sign_off),
+        list_name=settings.list_name,
+        postal_address=settings.postal_address,
+        placeholders={field: placeholder(field) for field in PLACEHOLDER_FIELDS},
+    )
+
+
+def event_time(event: Event, language: str) -> str:
+    """`Tuesday 12 January 2027, 10:00–15:00` in the reader's language."""
+    locale = LOCALES[language]
+    starts = format_datetime(event.starts, "EEEE d MMMM y, HH:mm", locale=locale)
+    if event.ends is None:
+        return starts
+    if event.ends.date() == event.starts.date():
+        return f"{starts}–{format_time(event.ends, 'HH:mm', locale=locale)}"
+    return f"{starts} – {format_datetime(event.ends, 'EEEE d MMMM y, HH:mm', locale=locale)}"

@@ -1,0 +1,58 @@
+"""What bounced: counts per kind, the addresses affected and the raw diagnostics, for one send or all."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlmodel import Session
+
+from mailer.errors import NotFound
+from mailer.store.models import Bounce, BounceKind, Send, Subscriber
+
+
+@dataclass(frozen=True)
+class BounceLine:
+    received_at: datetime
+    kind: BounceKind
+    address: str
+    status: str  # the subscriber's status now ("" when the bounce named nobody we know)
+    send_id: int | None
+    diagnostic: str
+
+
+@dataclass(frozen=True)
+class BounceReport:
+    send_id: int | None
+    counts: dict[str, int]
+    lines: list[BounceLine]  # newest first
+
+
+def bounce_counts(session: Session, send_id: int) -> dict[str, int]:
+    """Bounces recorded for one send, per kind (every kind present, zero when none): for `mailer sends show`."""
+    counts = dict.fromkeys(map(str, BounceKind), 0)
+    query = select(Bounce.kind, func.count()).where(Bounce.send_id == send_id).group_by(Bounce.kind)
+    counts.update({str(kind): number for kind, number in session.execute(query)})
+    return counts
+
+
+def bounce_report(session: Session, *, send_id: int | None = None) -> BounceReport:
+    """Every bounce recorded (for one send when `send_id` is given), newest first."""
+    if send_id is not None and session.get(Send, send_id) is None:
+        raise NotFound(f"no send with id {send_id}")
+    query = (
+        select(Bounce, Subscriber.status)
+        .outerjoin(Subscriber, Subscriber.id == Bounce.subscriber_id)
+        .order_by(Bounce.received_at.desc(), Bounce.id.desc())
+    )
+    if send_id is not None:
+        query = query.where(Bounce.send_id == send_id)
+    lines = [
+        BounceLine(bounce.received_at, BounceKind(bounce.kind), bounce.address, str(status or ""), bounce.send_id, bounce.diagnostic)
+        for bounce, status in session.execute(query)
+    ]
+    counts = dict.fromkeys(map(str, BounceKind), 0)
+    for line in lines:
+        counts[str(line.kind)] += 1
+    return BounceReport(send_id, counts, lines)

@@ -1,0 +1,162 @@
+import logging
+import mailbox
+
+import pytest
+from sqlmodel import select
+
+from mailer.bounces import process_mailbox
+from mailer.errors import BounceError
+from mailer.store.models import Bounce, BounceKind, Event, EventKind, Subscriber, SubscriberStatus
+
+from .conftest import CORPUS, corpus, deliver, huge_bounce, remaining
+
+NOT_HANDLED = ["out-of-office.eml", "malformed-mime.eml", "wrong-charset.eml", "unknown-charset.eml"]
+EXPECTED_STATUS = {
+    "rhys.jones@example.net": SubscriberStatus.bounced,
+    "megan.morgan@cardiff.example.org": SubscriberStatus.bounced,
+    "dafydd.evans@old-council.example.org": SubscriberStatus.bounced,  # matched by the return path alone
+    "sian.price@example.com": SubscriberStatus.active,  # one soft bounce is not enough
+    "gareth.hughes@example.com": SubscriberStatus.complained,
+    "eleri.wyn@example.co.uk": SubscriberStatus.active,  # out of office
+    "owen.thomas@example.net": SubscriberStatus.bounced,  # matched by address
+    "nia.roberts@example.org": SubscriberStatus.active,  # malformed: skipped
+    "sian.lewis@example.cymru": SubscriberStatus.active,
+    "ifan.davies@legacy.example.net": SubscriberStatus.active,
+}
+
+
+def statuses(session) -> dict[str, SubscriberStatus]:
+    return {s.email: s.status for s in session.exec(select(Subscriber).execution_options(populate_existing=True))}
+
+
+@pytest.fixture
+def full_maildir(maildir):
+    deliver(maildir, *(path.read_bytes() for path in sorted(CORPUS.glob("*.eml"))), huge_bounce())
+    return maildir
+
+
+def test_corpus_marks_each_subscriber_and_moves_only_handled_bounces(settings, engine, mailing, full_maildir, session, caplog):
+    caplog.set_level(logging.WARNING, logger="mailer.bounces")
+    report = process_mailbox(settings, str(full_maildir), engine=engine)
+
+    assert (report.permanent, report.temporary, report.complaints, report.unmatched) == (4, 1, 1, 0)
+    assert (report.ignored, report.duplicates, len(report.skipped)) == (1, 0, 4)
+    assert sorted(reason for _, reason in report.skipped) == [
+        "a text/plain part is not valid utf-8",
+        "broken MIME structure (StartBoundaryNotFoundDefect, MultipartInvariantViolationDefect)",
+        "larger than 5 MiB",
+        "unknown charset 'x-legacy-wales-8' in a text/plain part",
+    ]
+    assert sum("left in place" in record.getMessage() for record in caplog.records) == 4
+    assert statuses(session) == EXPECTED_STATUS
+    assert sorted(report.changes) == sorted(
+        (email, str(status)) for email, status in EXPECTED_STATUS.items() if status != SubscriberStatus.active
+    )
+
+    left = remaining(full_maildir)
+    assert sorted(left) == sorted([corpus(name) for name in NOT_HANDLED] + [huge_bounce()])
+    assert len(remaining(full_maildir, "handled")) == 6
+
+
+def test_bounce_rows_and_events_carry_the_evidence(settings, engine, mailing, maildir, session):
+    deliver(maildir, corpus("postfix-user-unknown.eml"), corpus("m365-recipient-not-found.eml"), corpus("gmail-no-such-user.eml"))
+    process_mailbox(settings, str(maildir), engine=engine)
+
+    rows = {row.address: row for row in session.exec(select(Bounce))}
+    rhys = rows["rhys.jones@example.net"]
+    assert (rhys.kind, rhys.delivery_id, rhys.send_id, rhys.subscriber_id) == (BounceKind.permanent, 1, 1, mailing[rhys.address])
+    assert rhys.message_id == "<20250304100211.4TQ3mX1yZPz9sW@mail.example.org>"
+    assert "550 5.1.1" in rhys.diagnostic
+    dafydd = rows["dafydd.evans@old-council.example.org"]  # the address we sent to, not the forwarding target
+    assert dafydd.delivery_id == 3 and "d.evans@council.example.gov.uk" in dafydd.diagnostic
+    owen = rows["owen.thomas@example.net"]  # no return path: no delivery or send known
+    assert (owen.delivery_id, owen.send_id, owen.subscriber_id) == (None, None, mailing[owen.address])
+
+    event = session.exec(select(Event).where(Event.subscriber_id == mailing[rhys.address], Event.kind == EventKind.bounced)).one()
+    assert "550 5.1.1" in event.detail and rhys.message_id in event.detail and event.send_id == 1
+
+
+def test_running_again_counts_nothing_twice(settings, engine, mailing, full_maildir, session):
+    process_mailbox(settings, str(full_maildir), engine=engine)
+    rows = len(session.exec(select(Bounce)).all())
+    events = len(session.exec(select(Event)).all())
+
+    again = process_mailbox(settings, str(full_maildir), engine=engine)
+    assert (again.permanent, again.temporary, again.complaints, again.duplicates) == (0, 0, 0, 0)
+
+    # A crash after the commit but before the move leaves a handled bounce in the mailbox: it is only moved.
+    deliver(full_maildir, corpus("postfix-mailbox-full-delayed.eml"))
+    third = process_mailbox(settings, str(full_maildir), engine=engine)
+    assert (third.temporary, third.duplicates) == (0, 1)
+    assert len(session.exec(select(Bounce)).all()) == rows
+    assert len(session.exec(select(Event)).all()) == events
+    assert corpus("postfix-mailbox-full-delayed.eml") not in remaining(full_maildir)
+
+
+def test_soft_bounces_mark_bounced_at_the_limit(settings, engine, mailing, maildir, session):
+    warning = corpus("postfix-mailbox-full-delayed.eml")
+    sian = mailing["sian.price@example.com"]
+    for number in range(1, 4):
+        deliver(maildir, warning.replace(b"4TQ40q2KxWz9sY1@mail", f"4TQ40q2KxWz9sY{number}@mail".encode()))
+        process_mailbox(settings, str(maildir), engine=engine)
+        expected = SubscriberStatus.bounced if number == settings.bounce_soft_limit else SubscriberStatus.active
+        assert session.get(Subscriber, sian, populate_existing=True).status == expected
+    kinds = session.exec(select(Event.kind).where(Event.subscriber_id == sian).order_by(Event.id)).all()
+    assert kinds == [EventKind.subscribed, EventKind.soft_bounce, EventKind.soft_bounce, EventKind.soft_bounce, EventKind.bounced]
+
+
+def test_bounce_for_an_unknown_address_is_recorded_and_moved(settings, engine, mailing, maildir, session):
+    unknown = corpus("gmail-no-such-user.eml").replace(b"owen.thomas@example.net", b"nobody@example.net")
+    deliver(maildir, unknown)
+    report = process_mailbox(settings, str(maildir), engine=engine)
+    assert (report.permanent, report.unmatched, report.changes) == (1, 1, [])
+    row = session.exec(select(Bounce)).one()
+    assert (row.address, row.subscriber_id) == ("nobody@example.net", None)
+    assert remaining(maildir) == []
+
+
+def test_complaint_from_someone_who_already_left_is_still_recorded(settings, engine, mailing, maildir, session):
+    from mailer.store.subscribers import unsubscribe
+
+    gareth = mailing["gareth.hughes@example.com"]
+    unsubscribe(session, subscriber_id=gareth, channel="link")
+    session.commit()
+    deliver(maildir, corpus("arf-complaint.eml"))
+    process_mailbox(settings, str(maildir), engine=engine)
+    assert session.get(Subscriber, gareth, populate_existing=True).status == SubscriberStatus.complained
+
+
+def test_imap_mailbox_is_processed_and_handled_messages_moved(settings, engine, mailing, imap_server, session):
+    imap_server.append(corpus("postfix-user-unknown.eml"), corpus("out-of-office.eml"), corpus("malformed-mime.eml"))
+    report = process_mailbox(settings, imap_server.url(query="handled=Bounces%20done"), engine=engine)
+    assert (report.permanent, report.ignored, len(report.skipped)) == (1, 1, 1)
+    assert "p@ss" not in report.mailbox and "***" in report.mailbox
+    assert len(imap_server.messages("INBOX")) == 2
+    assert len(imap_server.messages("Bounces done")) == 1
+    assert statuses(session)["rhys.jones@example.net"] == SubscriberStatus.bounced
+
+
+def test_no_mailbox_is_a_clear_error(settings, engine):
+    with pytest.raises(BounceError, match="no bounce mailbox: pass --mailbox, or set bounce_mailbox"):
+        process_mailbox(settings, engine=engine)
+
+
+def test_default_mailbox_comes_from_settings(settings, engine, mailing, maildir, session):
+    deliver(maildir, corpus("exim-user-unknown.eml"))
+    report = process_mailbox(settings.model_copy(update={"bounce_mailbox": str(maildir)}))  # its own engine, as the runner calls it
+    assert report.permanent == 1
+    assert statuses(session)["megan.morgan@cardiff.example.org"] == SubscriberStatus.bounced
+
+
+def test_mbox_mailbox_keeps_only_what_was_not_handled(settings, engine, mailing, workdir, session):
+    path = workdir / "bounces.mbox"
+    box = mailbox.mbox(path)
+    for name in ("exim-user-unknown.eml", "out-of-office.eml", "arf-complaint.eml"):
+        box.add(corpus(name))
+    box.close()
+    report = process_mailbox(settings, str(path), engine=engine)
+    assert (report.permanent, report.complaints, report.ignored) == (1, 1, 1)
+    assert [message["Subject"] for message in mailbox.mbox(path)] == [
+        "=?utf-8?q?Ateb_awtomatig_/_Automatic_reply:_All_in_this_Together:_March_2025?="
+    ]
+    assert len(mailbox.mbox(workdir / "bounces.mbox.handled")) == 2

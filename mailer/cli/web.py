@@ -1,0 +1,22 @@
+"""`mailer serve`: the subscriber pages on their own (`mailer run` serves them beside the scheduler)."""
+
+from __future__ import annotations
+
+import click
+
+from mailer.cli.common import console, settings
+
+
+@click.command()
+@click.option("--host", default=None, help="Address to listen on (default: the web_host setting).")
+@click.option("--port", type=click.IntRange(1, 65535), default=None, help="Port (default: the web_port setting).")
+def serve(host: str | None, port: int | None) -> None:
+    """Serve the subscriber pages: unsubscribe, preferences, subscribe, archive."""
+    import uvicorn
+
+    from mailer.web.server import server_config
+
+    config = server_config(settings(), host=host, port=port)
+    console.print(f"Subscriber pages on http://{config.host}:{config.port} "
+                  f"(public address {settings().base_url}). Ctrl-C stops.")
+    uvicorn.Server(config).run()

@@ -1,0 +1,47 @@
+"""Checking the fields people type into the subscribe and preferences forms."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from mailer.config import Settings
+from mailer.store.subscribers import InvalidEmail, normalise_email
+
+NAME_LENGTH = 200
+EMAIL_LENGTH = 320
+
+
+def clean_text(value: str, limit: int) -> str:
+    """One line of text as a person would type it: control characters dropped, spaces trimmed."""
+    return "".join(ch for ch in value if ch.isprintable()).strip()[:limit]
+
+
+def normalised_email(value: str) -> str | None:
+    """The address as the store normalises it, or None when it is not a valid address."""
+    if len(value) > EMAIL_LENGTH:
+        return None
+    try:
+        return normalise_email(value)[0]
+    except InvalidEmail:
+        return None
+
+
+def offered_languages(settings: Settings) -> list[str]:
+    """The email languages a subscriber may choose: none when the list has one, else each and "both"."""
+    return [*settings.languages, "both"] if len(settings.languages) > 1 else []
+
+
+def problems(_: Callable[..., str], *, address: str | None, language: str, offered: list[str], topics: list[str],
+             known_topics: set[str]) -> dict[str, str]:
+    """What is wrong with the fields the subscribe and preferences forms share, by field, in the page's language.
+
+    `address` is the typed address through `normalised_email` (None when it is not valid).
+    """
+    errors = {}
+    if address is None:
+        errors["email"] = _("Enter an email address like name@example.org.")
+    if offered and language not in offered:
+        errors["language"] = _("Choose one of the languages offered.")
+    if not set(topics) <= known_topics:
+        errors["topics"] = _("Choose from the topics listed.")
+    return errors

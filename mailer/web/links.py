@@ -1,0 +1,51 @@
+"""From a signed link to the subscriber it names, or one plain refusal.
+
+Forged, truncated, tampered, expired, or naming a subscriber who was since
+forgotten: all give the same `InvalidLink`, so the answer reveals nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlmodel import Session
+
+from mailer.config import Settings
+from mailer.errors import TokenError
+from mailer.store.models import Event, EventKind, Subscriber
+from mailer.tokens import Purpose, read_token
+
+MAX_TOKEN_LENGTH = 512  # real ones are under 100 characters
+
+
+class InvalidLink(Exception):
+    """Answered with the "this link is not valid" page."""
+
+
+def payload(settings: Settings, purpose: Purpose, token: str) -> Any:
+    if len(token) > MAX_TOKEN_LENGTH:
+        raise InvalidLink
+    try:
+        return read_token(settings, purpose, token)
+    except TokenError:
+        raise InvalidLink from None
+
+
+def subscriber(session: Session, settings: Settings, purpose: Purpose, token: str) -> Subscriber:
+    """The subscriber a link was made for (the payload of these tokens is the subscriber id)."""
+    return by_id(session, payload(settings, purpose, token))
+
+
+def by_id(session: Session, subscriber_id: Any) -> Subscriber:
+    """The subscriber named inside a valid token, unless since deleted or forgotten."""
+    found = session.get(Subscriber, subscriber_id) if isinstance(subscriber_id, int) else None
+    if found is None or _forgotten(session, found):
+        raise InvalidLink
+    return found
+
+
+def _forgotten(session: Session, subscriber: Subscriber) -> bool:
+    # `forget` keeps the row, blanked, so old links could still reach it: they must not.
+    erased = select(Event.id).where(Event.subscriber_id == subscriber.id, Event.kind == EventKind.forgotten)
+    return session.scalar(erased.limit(1)) is not None

@@ -1,0 +1,155 @@
+"""/subscribe and /confirm/<token>: double opt-in.
+
+The form answers the same page whatever the address (unknown, pending, active,
+unsubscribed): everything that depends on the address, including whether an
+email is sent at all, happens after the response has gone. The subscriber is
+`pending` until the emailed link is followed and its button pressed (a GET
+changes nothing, as link scanners follow links).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, BackgroundTasks, Depends, Form, Request
+from fastapi.responses import Response
+from sqlalchemy import select
+from sqlmodel import Session
+
+from mailer.errors import MailerError
+from mailer.store import subscribers
+from mailer.store.db import new_session
+from mailer.store.models import Subscriber, SubscriberStatus, Topic, utcnow
+from mailer.tokens import Purpose, confirm_url, preferences_url
+from mailer.web import emails, links
+from mailer.web.context import Web, session, web
+from mailer.web.forms import NAME_LENGTH, clean_text, normalised_email, offered_languages, problems
+
+log = logging.getLogger("mailer.web")
+router = APIRouter()
+
+FormText = Annotated[str, Form()]
+DB = Annotated[Session, Depends(session)]
+RECENT_STOP = timedelta(days=1)
+
+
+@router.get("/subscribe")
+def form(request: Request, db: DB) -> Response:
+    return _form(request, db, {"email": "", "name": "", "language": "", "topics": []})
+
+
+@router.post("/subscribe")
+def post(request: Request, db: DB, background: BackgroundTasks,
+         email: FormText = "", name: FormText = "", language: FormText = "",
+         topics: Annotated[list[str], Form()] = [], consent: FormText = "",  # noqa: B006 (FastAPI copies it)
+         website: FormText = "", csrf: FormText = "") -> Response:
+    ctx = web(request)
+    page_language = ctx.pages.language(request)
+    chosen = {"email": email.strip()[:320], "name": clean_text(name, NAME_LENGTH), "language": language,
+              "topics": topics}
+    if not ctx.forms.accepts(request, csrf, "subscribe"):
+        return _form(request, db, chosen, retry=True)
+    if not ctx.guard.per_ip.hit(request.client.host if request.client else ""):
+        return ctx.pages.render(request, page_language, "too_many.html", status=429, headers={"retry-after": "3600"})
+    if website:  # the honeypot, invisible to people: a bot filled it in; it learns nothing
+        return ctx.pages.render(request, page_language, "subscribe_sent.html")
+    _ = ctx.pages.gettext(page_language)
+    address = normalised_email(email)
+    errors = problems(_, address=address, language=language, offered=offered_languages(ctx.settings),
+                      topics=topics, known_topics=set(db.scalars(select(Topic.name))))
+    if not consent:
+        errors["consent"] = _("Tick the box to say you agree.")
+    if errors or address is None:
+        return _form(request, db, chosen, errors=errors)
+    if not offered_languages(ctx.settings):
+        language = page_language if page_language in ctx.settings.languages else ctx.settings.default_language
+    background.add_task(request_confirmation, ctx, email=address, name=chosen["name"], language=language,
+                        topics=list(dict.fromkeys(topics)), consent_text=consent_text(_, ctx),
+                        page_language=page_language)
+    return ctx.pages.render(request, page_language, "subscribe_sent.html")
+
+
+def consent_text(_: Callable[..., str], ctx: Web) -> str:
+    """The wording beside the consent box, stored with the subscriber as shown."""
+    return _("Send me %(list)s by email. I can unsubscribe at any time with the link in every email.",
+             list=ctx.settings.list_name)
+
+
+def request_confirmation(ctx: Web, *, email: str, name: str, language: str, topics: list[str],
+                         consent_text: str, page_language: str) -> None:
+    """After the response: decide whether to email, record the pending subscriber, send the link.
+
+    `email` is normalised; its lower case is the key the limits count by, as the store's `email_key`.
+    """
+    try:
+        with new_session(ctx.engine) as db:
+            existing = subscribers.get_by_email(db, email=email)
+            key = email.lower()
+            if existing is not None and _recently_stopped(existing) and ctx.guard.first_ask(key):
+                return  # held: mailed only if the same address asks again within a day
+            if not ctx.guard.per_address.hit(key):
+                return
+            if existing is not None and existing.status == SubscriberStatus.active:
+                target, template = existing, "email/already_subscribed.txt"
+                link = preferences_url(ctx.settings, existing.id)
+            else:
+                target = subscribers.subscribe_pending(db, email=email, name=name, language=language, topics=topics,
+                                                       source="web", consent_text=consent_text)
+                db.commit()
+                template, link = "email/confirm.txt", confirm_url(ctx.settings, target.id)
+            to = target.email
+        emails.send(ctx, to=to, language=page_language, template=template, link=link)
+    except MailerError as exc:  # e.g. a topic removed while the form was open
+        log.warning("subscribe request not completed: %s", exc)
+
+
+def _recently_stopped(subscriber: Subscriber) -> bool:
+    if subscriber.status == SubscriberStatus.complained:
+        return True
+    return subscriber.status == SubscriberStatus.unsubscribed and subscriber.status_changed_at > utcnow() - RECENT_STOP
+
+
+@router.get("/confirm/{token}")
+def confirm_page(token: str, request: Request, db: DB) -> Response:
+    subscriber = links.subscriber(db, web(request).settings, Purpose.confirm, token)
+    return _confirmation(request, subscriber)
+
+
+@router.post("/confirm/{token}")
+def confirm(token: str, request: Request, db: DB, csrf: FormText = "") -> Response:
+    ctx = web(request)
+    subscriber = links.subscriber(db, ctx.settings, Purpose.confirm, token)
+    if not ctx.forms.accepts(request, csrf, "confirm", subscriber.id):
+        return _confirmation(request, subscriber, retry=True)
+    subscribers.confirm(db, subscriber_id=subscriber.id)
+    db.commit()
+    return _confirmation(request, subscriber)
+
+
+def _confirmation(request: Request, subscriber: Subscriber, *, retry: bool = False) -> Response:
+    """The button while pending, the welcome once active; for anyone else the link has no use left."""
+    ctx = web(request)
+    if subscriber.status == SubscriberStatus.pending:
+        template = "confirm.html"
+    elif subscriber.status == SubscriberStatus.active:
+        template = "confirmed.html"
+    else:
+        raise links.InvalidLink
+    context = {"subscriber": subscriber, "retry": retry, "csrf": ctx.forms.make("confirm", subscriber.id),
+               "preferences_url": preferences_url(ctx.settings, subscriber.id)}
+    return ctx.pages.render(request, ctx.pages.language(request, subscriber.language), template, context,
+                            status=400 if retry else 200)
+
+
+def _form(request: Request, db: Session, chosen: dict, *, retry: bool = False,
+          errors: dict[str, str] | None = None) -> Response:
+    ctx = web(request)
+    language = ctx.pages.language(request)
+    context = {"chosen": chosen, "errors": errors or {}, "retry": retry, "csrf": ctx.forms.make("subscribe"),
+               "topics": list(db.scalars(select(Topic).order_by(Topic.name))),
+               "languages": offered_languages(ctx.settings),
+               "consent_text": consent_text(ctx.pages.gettext(language), ctx)}
+    return ctx.pages.render(request, language, "subscribe.html", context, status=400 if retry or errors else 200)

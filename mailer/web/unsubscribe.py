@@ -1,0 +1,72 @@
+"""/u/<token>: unsubscribe by link, by the page's button, or by a mail provider's RFC 8058 one-click POST.
+
+A GET never changes anything: link scanners and mail security gateways fetch
+every link in a message. Only a POST unsubscribes.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import PlainTextResponse, Response
+from sqlmodel import Session
+
+from mailer.store import subscribers
+from mailer.store.models import Subscriber
+from mailer.tokens import Purpose, preferences_url
+from mailer.web import links
+from mailer.web.context import session, web
+
+router = APIRouter()
+
+FormText = Annotated[str, Form()]
+
+
+@router.get("/u/{token}")
+def page(token: str, request: Request, db: Annotated[Session, Depends(session)]) -> Response:
+    subscriber = links.subscriber(db, web(request).settings, Purpose.unsubscribe, token)
+    return _render(request, subscriber, token, "unsubscribe.html")
+
+
+@router.post("/u/{token}")
+def post(token: str, request: Request, db: Annotated[Session, Depends(session)],
+         one_click: Annotated[str, Form(alias="List-Unsubscribe")] = "", csrf: FormText = "") -> Response:
+    ctx = web(request)
+    subscriber = links.subscriber(db, ctx.settings, Purpose.unsubscribe, token)
+    if one_click == "One-Click":
+        # RFC 8058: the mail provider posts with no cookie, no form token and no Origin;
+        # the signed URL is the credential. Answer 200 and never redirect.
+        subscribers.unsubscribe(db, subscriber_id=subscriber.id, channel="one-click")
+        db.commit()
+        return PlainTextResponse("Unsubscribed.\n")
+    if not ctx.forms.accepts(request, csrf, "unsubscribe", subscriber.id):
+        return _render(request, subscriber, token, "unsubscribe.html", retry=True)
+    subscribers.unsubscribe(db, subscriber_id=subscriber.id, channel="web")
+    db.commit()
+    return _render(request, subscriber, token, "unsubscribed.html")
+
+
+@router.post("/u/{token}/resubscribe")
+def resubscribe(token: str, request: Request, db: Annotated[Session, Depends(session)], csrf: FormText = "") -> Response:
+    """The "undo" button on the confirmation page."""
+    ctx = web(request)
+    subscriber = links.subscriber(db, ctx.settings, Purpose.unsubscribe, token)
+    if not ctx.forms.accepts(request, csrf, "resubscribe", subscriber.id):
+        return _render(request, subscriber, token, "unsubscribed.html", retry=True)
+    subscribers.resubscribe(db, subscriber_id=subscriber.id, channel="web")
+    db.commit()
+    return _render(request, subscriber, token, "resubscribed.html")
+
+
+def _render(request: Request, subscriber: Subscriber, token: str, template: str, *, retry: bool = False) -> Response:
+    """A page about this subscriber's subscription, with fresh form tokens for its buttons."""
+    ctx = web(request)
+    language = ctx.pages.language(request, subscriber.language)
+    context = {
+        "subscriber": subscriber, "token": token, "retry": retry,
+        "unsubscribe_csrf": ctx.forms.make("unsubscribe", subscriber.id),
+        "resubscribe_csrf": ctx.forms.make("resubscribe", subscriber.id),
+        "preferences_url": preferences_url(ctx.settings, subscriber.id),
+    }
+    return ctx.pages.render(request, language, template, context, status=400 if retry else 200)

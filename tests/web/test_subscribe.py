@@ -1,0 +1,168 @@
+"""/subscribe and /confirm/<token>: double opt-in, one answer for every address, abuse limits."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from mailer.store import subscribers
+from mailer.store.models import Subscriber, SubscriberStatus, utcnow
+from mailer.store.topics import topic_names
+from tests.web.helpers import events, form_action, form_token, fresh, link_in, main_text, outbox, same_origin
+
+
+def _subscribe(client, settings, *, ip: str = "203.0.113.7", **fields):
+    page = client.get("/subscribe").text
+    data = {"csrf": form_token(page), "email": "new@example.org", "consent": "yes", **fields}
+    return client.post(form_action(page), data=data, headers={**same_origin(settings), "x-test-ip": ip})
+
+
+@pytest.fixture
+def client(app, settings):
+    """Requests from a chosen client address (`x-test-ip`), as uvicorn would set from the connection."""
+    from fastapi.testclient import TestClient
+
+    class ClientAddress:
+        def __init__(self, inner):
+            self.inner = inner
+
+        async def __call__(self, scope, receive, send):
+            if scope["type"] == "http":
+                ip = dict(scope["headers"]).get(b"x-test-ip", b"198.51.100.1").decode()
+                scope = {**scope, "client": (ip, 40000)}
+            await self.inner(scope, receive, send)
+
+    with TestClient(ClientAddress(app), base_url=settings.base_url, follow_redirects=False) as test_client:
+        yield test_client
+
+
+def _by_email(db, email: str) -> Subscriber | None:
+    db.expire_all()
+    return subscribers.get_by_email(db, email=email)
+
+
+def test_form_shows_fields_consent_and_a_hidden_honeypot(client, topics):
+    page = client.get("/subscribe")
+    assert page.status_code == 200
+    for label in ('for="email"', 'for="name"', 'for="consent"', 'for="topic-events"'):
+        assert label in page.text
+    assert "I can unsubscribe at any time" in page.text
+    assert 'class="hp" aria-hidden="true"' in page.text and 'tabindex="-1"' in page.text
+
+
+def test_double_opt_in(client, settings, db, topics):
+    response = _subscribe(client, settings, email="New@Example.org", name="Nia", topics=["events"])
+    assert response.status_code == 200 and "Check your email" in response.text
+    nia = _by_email(db, "new@example.org")
+    assert nia is not None and nia.status == SubscriberStatus.pending
+    assert nia.source == "web" and "I can unsubscribe at any time" in nia.consent_text
+    assert topic_names(db, nia.id) == ["events"]
+
+    (message,) = outbox(settings)
+    assert message["To"] == "New@example.org" and "Confirm your subscription" in message["Subject"]
+    link = link_in(message, "/confirm/")
+    page = client.get(link)  # what a link scanner does: nothing changes
+    assert page.status_code == 200 and fresh(db, nia).status == SubscriberStatus.pending
+
+    done = client.post(link, data={"csrf": form_token(page.text)}, headers=same_origin(settings))
+    assert done.status_code == 200 and "You are subscribed" in done.text
+    assert fresh(db, nia).status == SubscriberStatus.active
+    assert events(db, nia)[-1] == ("confirmed", "link")
+    assert "You are subscribed" in client.get(link).text  # following it again is harmless
+
+
+def test_the_answer_is_the_same_whoever_the_address_belongs_to(client, settings, db, person):
+    person("active@example.org")
+    old = person("left@example.org")
+    subscribers.unsubscribe(db, subscriber_id=old.id, channel="web")
+    db.commit()
+    db.get(Subscriber, old.id).status_changed_at = utcnow() - timedelta(days=30)
+    db.commit()
+    answers = {main_text(_subscribe(client, settings, email=email).text)
+               for email in ("unknown@example.org", "active@example.org", "left@example.org", "unknown@example.org")}
+    assert len(answers) == 1
+    sent = {message["To"]: message for message in outbox(settings)}
+    assert "already get" in sent["active@example.org"]["Subject"]  # told, with a preferences link, nothing changed
+    assert "/p/" in link_in(sent["active@example.org"], "/p/")
+    assert _by_email(db, "active@example.org").status == SubscriberStatus.active
+    assert _by_email(db, "left@example.org").status == SubscriberStatus.pending
+
+
+def test_honeypot_gets_the_same_answer_and_nothing_happens(client, settings, db):
+    response = _subscribe(client, settings, website="http://spam.example")
+    assert response.status_code == 200 and "Check your email" in response.text
+    assert _by_email(db, "new@example.org") is None and outbox(settings) == []
+
+
+@pytest.mark.parametrize("fields,message", [
+    ({"consent": ""}, "Tick the box to say you agree."),
+    ({"email": "nobody"}, "Enter an email address like name@example.org."),
+    ({"email": ""}, "Enter an email address like name@example.org."),
+    ({"topics": ["nope"]}, "Choose from the topics listed."),
+])
+def test_missing_or_bad_fields_are_named(fields, message, client, settings, db):
+    response = _subscribe(client, settings, **fields)
+    assert response.status_code == 400 and message in response.text
+    assert outbox(settings) == []
+
+
+def test_per_ip_limit(client, settings):
+    for number in range(10):
+        assert _subscribe(client, settings, email=f"r{number}@example.org").status_code == 200
+    refused = _subscribe(client, settings, email="r10@example.org")
+    assert refused.status_code == 429 and refused.headers["retry-after"] == "3600"
+    assert _subscribe(client, settings, email="r11@example.org", ip="203.0.113.99").status_code == 200
+
+
+def test_per_address_limit_caps_the_emails_not_the_answer(client, settings):
+    for number in range(5):
+        response = _subscribe(client, settings, email="again@example.org", ip=f"203.0.113.{number}")
+        assert response.status_code == 200 and "Check your email" in response.text
+    assert len(outbox(settings)) == 3
+
+
+@pytest.mark.parametrize("stop", ["unsubscribed", "complained"])
+def test_recently_stopped_address_is_mailed_only_when_it_asks_again(stop, client, settings, db, person):
+    ann = person()
+    if stop == "unsubscribed":
+        subscribers.unsubscribe(db, subscriber_id=ann.id, channel="one-click")
+    else:
+        subscribers.mark_complained(db, subscriber_id=ann.id, detail="abuse report")
+    db.commit()
+    first = _subscribe(client, settings, email="ann@example.org")
+    assert "Check your email" in first.text
+    assert outbox(settings) == [] and fresh(db, ann).status == stop
+
+    _subscribe(client, settings, email="ann@example.org", ip="203.0.113.50")  # the person, trying again
+    (message,) = outbox(settings)
+    assert "/confirm/" in link_in(message, "/confirm/")
+    assert fresh(db, ann).status == SubscriberStatus.pending
+
+
+def test_an_old_confirmation_link_does_not_bring_back_someone_who_left(client, settings, db):
+    _subscribe(client, settings)
+    link = link_in(outbox(settings)[0], "/confirm/")
+    nia = _by_email(db, "new@example.org")
+    subscribers.unsubscribe(db, subscriber_id=nia.id, channel="web")
+    db.commit()
+    page = client.get(link)
+    assert page.status_code == 400 and "This link is not valid" in page.text
+
+
+def test_a_forged_confirmation_changes_nothing(client, settings, db):
+    _subscribe(client, settings)
+    link = link_in(outbox(settings)[0], "/confirm/")
+    response = client.post(link, data={}, headers={"origin": "https://evil.example.net"})
+    assert response.status_code == 400
+    assert _by_email(db, "new@example.org").status == SubscriberStatus.pending
+
+
+def test_welsh_form_and_welsh_confirmation_email(client, settings, db):
+    page = client.get("/subscribe", headers={"accept-language": "cy-GB,cy;q=0.9,en;q=0.5"})
+    assert '<html lang="cy">' in page.text and "Tanysgrifio" in page.text
+    client.post(form_action(page.text), data={"csrf": form_token(page.text), "email": "nia@example.org",
+                                               "consent": "yes"}, headers=same_origin(settings))
+    (message,) = outbox(settings)
+    assert message["Subject"].startswith("Cadarnhewch eich tanysgrifiad")
+    assert "mae’n debyg" in message.get_body(("plain",)).get_content()

@@ -1,11 +1,30 @@
-"""Engines and sessions. SQLite gets WAL, foreign keys and a busy timeout on every connection."""
+"""Engines, sessions and the schema's version.
+
+SQLite gets WAL, foreign keys and a busy timeout on every connection. The schema
+is changed only by the Alembic migrations shipped in `mailer/store/migrations`,
+run in-process (no alembic.ini), so an installed package can upgrade itself.
+"""
 
 from __future__ import annotations
 
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, event
 from sqlmodel import Session, SQLModel, create_engine
 
+from mailer.errors import DatabaseOutOfDate
 from mailer.store import models  # noqa: F401  (registers the tables)
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+# Tables in the same database that the models do not own: APScheduler's job store.
+FOREIGN_TABLES = {"apscheduler_jobs"}
 
 
 def make_engine(url: str) -> Engine:
@@ -26,9 +45,65 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     cursor.close()
 
 
+def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+    """Leave tables the models do not own (and their indexes) out of migrations and drift checks."""
+    table = obj.name if type_ == "table" else getattr(getattr(obj, "table", None), "name", None)
+    return table not in FOREIGN_TABLES
+
+
+def _config(connection: Any = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
+
+
+@lru_cache(maxsize=1)
+def head_revision() -> str | None:
+    """The revision the code expects: the newest migration shipped."""
+    return ScriptDirectory.from_config(_config()).get_current_head()
+
+
+def _known_revisions() -> set[str]:
+    return {script.revision for script in ScriptDirectory.from_config(_config()).walk_revisions()}
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The revision the database is at (None for an empty database)."""
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
 def upgrade(engine: Engine) -> None:
-    """Bring the schema up to date. (To be replaced by Alembic migrations.)"""
-    SQLModel.metadata.create_all(engine)
+    """Apply every migration the database has not had yet (creating the SQLite file if missing)."""
+    with engine.begin() as connection:
+        command.upgrade(_config(connection), "head")
+
+
+def require_current(engine: Engine) -> None:
+    """Refuse to work on a database whose schema is not the one this code was written for."""
+    current, head = current_revision(engine), head_revision()
+    if current == head:
+        return
+    if current is not None and current not in _known_revisions():
+        raise DatabaseOutOfDate(f"database is at revision {current}, newer than this mailer knows: upgrade mailer")
+    raise DatabaseOutOfDate("database is not up to date: run `mailer db upgrade`")
+
+
+def drift(engine: Engine) -> list[Any]:
+    """Differences between the database and the models (empty when the migrations match the code)."""
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"include_object": include_object, "compare_type": True})
+        return compare_metadata(context, SQLModel.metadata)
+
+
+def new_revision(engine: Engine, message: str) -> None:
+    """Write a migration from the difference between `engine`'s database (at head) and the models.
+
+    For developers changing `models.py`; read the generated file over before committing it.
+    """
+    with engine.begin() as connection:
+        command.revision(_config(connection), message=message, autogenerate=True)
 
 
 def new_session(engine: Engine) -> Session:

@@ -2,6 +2,10 @@
 
 Status values are plain strings held in `StrEnum`s so that they read the same in
 the database, the CLI and the code.
+
+Time fields are annotated `NaiveDatetime` (a bare `datetime` makes SQLModel use a
+timezone-aware column that refuses naive values), and enum fields get a plain
+`String` column (not a PostgreSQL ENUM type), so a new status needs no type change.
 """
 
 from __future__ import annotations
@@ -9,7 +13,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from enum import StrEnum
 
-from sqlalchemy import Column, Index, LargeBinary, Text, UniqueConstraint
+from pydantic import NaiveDatetime
+from sqlalchemy import Column, Index, LargeBinary, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -75,7 +80,7 @@ class Topic(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=64, unique=True)
     description: str = ""
-    created_at: datetime = Field(default_factory=utcnow)
+    created_at: NaiveDatetime = Field(default_factory=utcnow)
 
 
 class SubscriberTopic(SQLModel, table=True):
@@ -89,13 +94,13 @@ class Subscriber(SQLModel, table=True):
     email: str = Field(max_length=320)
     email_key: str = Field(max_length=320, unique=True)
     name: str = Field(default="", max_length=200)
-    language: Language = Field(default=Language.en, max_length=8)
-    status: SubscriberStatus = Field(default=SubscriberStatus.pending, max_length=16, index=True)
+    language: Language = Field(default=Language.en, sa_type=String(8))
+    status: SubscriberStatus = Field(default=SubscriberStatus.pending, sa_type=String(16), index=True)
     source: str = Field(default="", max_length=64)
     consent_text: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
-    created_at: datetime = Field(default_factory=utcnow)
-    confirmed_at: datetime | None = None
-    status_changed_at: datetime = Field(default_factory=utcnow)
+    created_at: NaiveDatetime = Field(default_factory=utcnow)
+    confirmed_at: NaiveDatetime | None = None
+    status_changed_at: NaiveDatetime = Field(default_factory=utcnow)
 
 
 class Event(SQLModel, table=True):
@@ -103,11 +108,11 @@ class Event(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     subscriber_id: int | None = Field(default=None, foreign_key="subscriber.id", index=True, ondelete="SET NULL")
-    kind: EventKind = Field(max_length=32)
+    kind: EventKind = Field(sa_type=String(32))
     channel: str = Field(default="", max_length=32)
     detail: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
     send_id: int | None = Field(default=None, foreign_key="send.id", ondelete="SET NULL")
-    created_at: datetime = Field(default_factory=utcnow, index=True)
+    created_at: NaiveDatetime = Field(default_factory=utcnow, index=True)
 
 
 class ForgottenAddress(SQLModel, table=True):
@@ -115,7 +120,7 @@ class ForgottenAddress(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     address_hash: str = Field(max_length=128, unique=True)
-    created_at: datetime = Field(default_factory=utcnow)
+    created_at: NaiveDatetime = Field(default_factory=utcnow)
 
 
 class Send(SQLModel, table=True):
@@ -125,18 +130,18 @@ class Send(SQLModel, table=True):
     issue_slug: str = Field(max_length=200)
     issue_path: str = Field(default="", max_length=1000)
     title: str = Field(default="", max_length=500)
-    status: SendStatus = Field(default=SendStatus.draft, max_length=16, index=True)
+    status: SendStatus = Field(default=SendStatus.draft, sa_type=String(16), index=True)
     topics: str = Field(default="", max_length=1000)  # comma-separated; empty = every active subscriber
     languages: str = Field(default="", max_length=64)  # comma-separated; empty = all
     content: bytes = Field(sa_column=Column(LargeBinary, nullable=False))  # JSON of rendered variants
     content_hash: str = Field(default="", max_length=64)
-    created_at: datetime = Field(default_factory=utcnow)
-    scheduled_at: datetime | None = None
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
+    created_at: NaiveDatetime = Field(default_factory=utcnow)
+    scheduled_at: NaiveDatetime | None = None
+    started_at: NaiveDatetime | None = None
+    finished_at: NaiveDatetime | None = None
     # Lease: which process is sending it, until when. Keeps two runners from sending one send.
     lease_owner: str = Field(default="", max_length=128)
-    lease_expires_at: datetime | None = None
+    lease_expires_at: NaiveDatetime | None = None
     note: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
 
 
@@ -152,12 +157,12 @@ class Delivery(SQLModel, table=True):
     send_id: int = Field(foreign_key="send.id", ondelete="CASCADE")
     subscriber_id: int | None = Field(default=None, foreign_key="subscriber.id", ondelete="SET NULL")
     email: str = Field(max_length=320)
-    language: Language = Field(default=Language.en, max_length=8)
-    status: DeliveryStatus = Field(default=DeliveryStatus.queued, max_length=16)
+    language: Language = Field(default=Language.en, sa_type=String(8))
+    status: DeliveryStatus = Field(default=DeliveryStatus.queued, sa_type=String(16))
     attempts: int = 0
-    next_attempt_at: datetime | None = None
-    first_attempt_at: datetime | None = None
-    sent_at: datetime | None = None
+    next_attempt_at: NaiveDatetime | None = None
+    first_attempt_at: NaiveDatetime | None = None
+    sent_at: NaiveDatetime | None = None
     reply: str = Field(default="", max_length=1000)
     message_id: str = Field(default="", max_length=255)
     claimed_by: str = Field(default="", max_length=128)
@@ -167,11 +172,20 @@ class Bounce(SQLModel, table=True):
     """A bounce or complaint matched to a delivery (when possible) and a subscriber."""
 
     id: int | None = Field(default=None, primary_key=True)
-    kind: BounceKind = Field(max_length=16)
+    kind: BounceKind = Field(sa_type=String(16))
     subscriber_id: int | None = Field(default=None, foreign_key="subscriber.id", index=True, ondelete="SET NULL")
     delivery_id: int | None = Field(default=None, foreign_key="delivery.id", ondelete="SET NULL")
     send_id: int | None = Field(default=None, foreign_key="send.id", index=True, ondelete="SET NULL")
     address: str = Field(default="", max_length=320)
     diagnostic: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
     message_id: str = Field(default="", max_length=255)
-    received_at: datetime = Field(default_factory=utcnow)
+    received_at: NaiveDatetime = Field(default_factory=utcnow)
+
+
+class RunnerLease(SQLModel, table=True):
+    """Which `mailer run` process owns the scheduler, until when: a second runner refuses plainly."""
+
+    name: str = Field(primary_key=True, max_length=64)
+    owner: str = Field(default="", max_length=128)
+    acquired_at: NaiveDatetime = Field(default_factory=utcnow)
+    expires_at: NaiveDatetime = Field(default_factory=utcnow)

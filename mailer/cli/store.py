@@ -1,0 +1,284 @@
+"""`mailer db`, `mailer subscribers` and `mailer topics`: the list, from the command line."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from rich.table import Column, Table
+from sqlalchemy import func, select
+
+from mailer.cli.common import console, session, settings
+from mailer.errors import StoreError
+from mailer.store import db as store_db
+from mailer.store.csvio import LineResult, Outcome, export_csv, import_csv, split_topics
+from mailer.store.models import Event, Language, Subscriber, SubscriberStatus, SubscriberTopic
+from mailer.store.stats import list_stats
+from mailer.store.subscribers import add_subscriber, forget, require_by_email, unsubscribe
+from mailer.store.topics import add_topic, list_topics, remove_topic, resolve_topics, topic_names
+
+LANGUAGES = click.Choice([language.value for language in Language], case_sensitive=False)
+STATUSES = click.Choice([status.value for status in SubscriberStatus], case_sensitive=False)
+OUTCOME_COLOURS = {Outcome.added: "green", Outcome.updated: "cyan", Outcome.unchanged: None, Outcome.rejected: "red"}
+
+
+def _secret_keys() -> list[str]:
+    """Every key an erased address may have been hashed with (the current one first)."""
+    return [settings().secret_key, *settings().old_secret_keys]
+
+
+def _date(value: object) -> str:
+    return f"{value:%Y-%m-%d %H:%M}" if value else "-"
+
+
+# ---- mailer db ---------------------------------------------------------------------------------
+
+
+@click.group()
+def db() -> None:
+    """The database: create it and keep its schema up to date."""
+
+
+@db.command()
+def upgrade() -> None:
+    """Create the database if missing and apply every migration it has not had."""
+    engine = store_db.make_engine(settings().database_url)
+    before = store_db.current_revision(engine)
+    store_db.upgrade(engine)
+    after = store_db.current_revision(engine)
+    engine.dispose()
+    if before == after:
+        click.echo(f"Database already up to date (revision {after}).")
+    else:
+        click.echo(f"Database upgraded from {before or 'empty'} to revision {after}.")
+
+
+@db.command()
+def current() -> None:
+    """Show the database's schema revision and the one this mailer expects."""
+    engine = store_db.make_engine(settings().database_url)
+    revision, head = store_db.current_revision(engine), store_db.head_revision()
+    engine.dispose()
+    state = "up to date" if revision == head else "out of date: run `mailer db upgrade`"
+    click.echo(f"Database revision: {revision or 'none (empty database)'}; expected: {head} ({state}).")
+
+
+@db.command()
+def check() -> None:
+    """Compare the database with the models; fails if they differ (a missing migration)."""
+    engine = store_db.make_engine(settings().database_url)
+    store_db.require_current(engine)
+    differences = store_db.drift(engine)
+    engine.dispose()
+    if differences:
+        lines = "\n".join(f"  {difference}" for difference in differences)
+        raise StoreError(f"the database differs from the models (a migration is missing):\n{lines}")
+    click.echo("Database matches the models.")
+
+
+# ---- mailer topics -----------------------------------------------------------------------------
+
+
+@click.group()
+def topics() -> None:
+    """Topics: the named lists (news, events...) subscribers choose from."""
+
+
+@topics.command("add")
+@click.argument("name")
+@click.option("--description", default="", help="Shown to subscribers on their preferences page.")
+def topics_add(name: str, description: str) -> None:
+    """Add a topic."""
+    with session() as db_session:
+        add_topic(db_session, name=name, description=description)
+        db_session.commit()
+    click.echo(f"Added topic {name}.")
+
+
+@topics.command("list")
+def topics_list() -> None:
+    """List topics with their number of active subscribers."""
+    table = Table("topic", "active", "description")
+    with session() as db_session:
+        for topic, count in list_topics(db_session):
+            table.add_row(topic.name, str(count), topic.description)
+    console.print(table)
+
+
+@topics.command("remove")
+@click.argument("name")
+@click.confirmation_option(prompt="Remove this topic and everyone's membership of it?")
+def topics_remove(name: str) -> None:
+    """Remove a topic (subscribers stay, without it)."""
+    with session() as db_session:
+        remove_topic(db_session, name=name)
+        db_session.commit()
+    click.echo(f"Removed topic {name}.")
+
+
+# ---- mailer subscribers ------------------------------------------------------------------------
+
+
+@click.group()
+def subscribers() -> None:
+    """Subscribers: add, list, import, export, remove and forget."""
+
+
+subscribers.add_command(topics)
+
+
+@subscribers.command()
+@click.argument("email")
+@click.option("--name", default="", help="Their name, as they write it.")
+@click.option("--topic", "topic_names_", multiple=True, help="A topic to subscribe to (repeat, or separate with commas).")
+@click.option("--language", type=LANGUAGES, default=None, help="en, cy or both (default: the settings' default_language).")
+def add(email: str, name: str, topic_names_: tuple[str, ...], language: str | None) -> None:
+    """Add an active subscriber whose consent you already have."""
+    wanted = [topic for option in topic_names_ for topic in split_topics(option)]
+    with session() as db_session:
+        subscriber = add_subscriber(
+            db_session, email=email, name=name, language=language or settings().default_language,
+            topics=wanted, source="cli", consent_text="added by an editor", salts=_secret_keys(),
+        )
+        db_session.commit()
+    click.echo(f"Added {subscriber.email} ({subscriber.language}; topics: {', '.join(wanted) or 'none'}).")
+
+
+@subscribers.command()
+@click.argument("email")
+def show(email: str) -> None:
+    """Show one subscriber and their history."""
+    with session() as db_session:
+        subscriber = require_by_email(db_session, email=email)
+        fields = Table.grid(padding=(0, 2))
+        for label, value in [
+            ("email", subscriber.email), ("name", subscriber.name or "-"), ("language", subscriber.language),
+            ("status", subscriber.status), ("topics", ", ".join(topic_names(db_session, subscriber.id)) or "-"),
+            ("source", subscriber.source or "-"), ("consent", subscriber.consent_text or "-"),
+            ("created", _date(subscriber.created_at)), ("confirmed", _date(subscriber.confirmed_at)),
+            ("status changed", _date(subscriber.status_changed_at)),
+        ]:
+            fields.add_row(label, value)
+        history = Table("when (UTC)", "event", "channel", "send", "detail", title="History")
+        events = select(Event).where(Event.subscriber_id == subscriber.id).order_by(Event.created_at, Event.id)
+        for event in db_session.scalars(events):
+            history.add_row(_date(event.created_at), event.kind, event.channel, str(event.send_id or ""), event.detail)
+    console.print(fields)
+    console.print(history)
+
+
+@subscribers.command("list")
+@click.option("--status", type=STATUSES, default=None, help="Only subscribers with this status.")
+@click.option("--topic", default=None, help="Only subscribers in this topic.")
+@click.option("--limit", default=1000, show_default=True, help="At most this many rows (0: all; `export` suits big lists).")
+def list_(status: str | None, topic: str | None, limit: int) -> None:
+    """List subscribers as a table."""
+    query = select(Subscriber).where(~Subscriber.email_key.like("%@invalid")).order_by(Subscriber.email_key)
+    if status:
+        query = query.where(Subscriber.status == status)
+    with session() as db_session:
+        if topic:
+            (found,) = resolve_topics(db_session, [topic])
+            query = query.where(Subscriber.id.in_(select(SubscriberTopic.subscriber_id).where(SubscriberTopic.topic_id == found.id)))
+        total = db_session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+        table = Table(
+            Column("email", overflow="fold"), Column("name", overflow="fold"), Column("lang", no_wrap=True),
+            Column("status", no_wrap=True), Column("topics", overflow="fold"), Column("since", no_wrap=True),
+        )
+        for subscriber in db_session.scalars(query.limit(limit or None)):
+            table.add_row(subscriber.email, subscriber.name, subscriber.language, subscriber.status,
+                          ", ".join(topic_names(db_session, subscriber.id)), f"{subscriber.status_changed_at:%Y-%m-%d}")
+    console.print(table)
+    shown = min(total, limit) if limit else total
+    more = f" (showing {shown}; use --limit 0 for all)" if shown < total else ""
+    console.print(f"{total} subscriber{'s' * (total != 1)}{more}")
+
+
+@subscribers.command()
+@click.argument("email")
+def remove(email: str) -> None:
+    """Unsubscribe someone (their history is kept; `forget` erases them)."""
+    with session() as db_session:
+        subscriber = require_by_email(db_session, email=email)
+        was = subscriber.status
+        unsubscribe(db_session, subscriber_id=subscriber.id, channel="cli")
+        db_session.commit()
+    click.echo(f"{subscriber.email} was already unsubscribed." if was == SubscriberStatus.unsubscribed
+               else f"Unsubscribed {subscriber.email} (was {was}).")
+
+
+@subscribers.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Show what would happen; write nothing.")
+@click.option("--resubscribe", is_flag=True, help="Re-activate people who unsubscribed, bounced or complained.")
+@click.option("--language", type=LANGUAGES, default=None, help="For rows without one (default: the settings' default_language).")
+@click.option("--consent", default=None, help="The consent these people gave, kept with each (default: 'imported from FILE').")
+@click.option("-q", "--quiet", is_flag=True, help="Report only rejected lines and the totals.")
+def import_(file: Path, dry_run: bool, resubscribe: bool, language: str | None, consent: str | None, quiet: bool) -> None:
+    """Import subscribers from a CSV file (columns email, name, language, topics), all or nothing."""
+
+    def report(result: LineResult) -> None:
+        if quiet and result.outcome != Outcome.rejected:
+            return
+        reason = f": {result.reason}" if result.reason else ""
+        outcome = click.style(result.outcome, fg=OUTCOME_COLOURS[result.outcome])
+        click.echo(f"{file}:{result.line}: {outcome} {result.email}{reason}")
+
+    with session() as db_session:
+        summary = import_csv(
+            db_session, path=file, default_language=language or settings().default_language,
+            resubscribe=resubscribe, consent_text=consent or f"imported from {file.name}",
+            salts=_secret_keys(), on_line=report,
+        )
+        if dry_run:
+            db_session.rollback()
+        else:
+            db_session.commit()
+    totals = ", ".join(f"{summary.counts[outcome]} {outcome}" for outcome in Outcome)
+    click.echo(f"{'Dry run, nothing written: ' if dry_run else ''}{totals}.")
+
+
+@subscribers.command()
+@click.argument("file", type=click.Path(dir_okay=False, writable=True, path_type=Path), required=False)
+def export(file: Path | None) -> None:
+    """Export every subscriber as CSV (to FILE, with a BOM so spreadsheets read Welsh letters; else to stdout)."""
+    with session() as db_session:
+        if file is None:
+            export_csv(db_session, sys.stdout)
+            return
+        with file.open("w", encoding="utf-8-sig", newline="") as out:
+            count = export_csv(db_session, out)
+    click.echo(f"Exported {count} subscribers to {file}.", err=True)
+
+
+@subscribers.command("forget")
+@click.argument("email")
+@click.confirmation_option(prompt="Erase this person's data for good (only a hash of the address is kept)?")
+def forget_(email: str) -> None:
+    """Erase someone's personal data (right to erasure); their address is never imported again."""
+    with session() as db_session:
+        subscriber = forget(db_session, email=email, salt=settings().secret_key)
+        db_session.commit()
+    if subscriber is None:
+        click.echo(f"{email} was not a subscriber; it is now on the forgotten list, so no import will add it.")
+    else:
+        click.echo(f"Forgotten: subscriber {subscriber.id} is now {subscriber.email}; history keeps only non-personal facts.")
+
+
+@subscribers.command()
+@click.option("--months", default=12, show_default=True, help="How many months of growth to show.")
+def stats(months: int) -> None:
+    """Counts by status, topic and language, and growth month by month."""
+    with session() as db_session:
+        numbers = list_stats(db_session, months=months)
+    for title, counts in [("status", numbers.by_status), ("topic (active)", numbers.by_topic),
+                          ("language (active)", numbers.by_language)]:
+        table = Table(title, "subscribers")
+        for key, count in counts.items():
+            table.add_row(str(key), str(count))
+        console.print(table)
+    growth = Table("month", "joined", "left", "net", title="Growth (UTC months)")
+    for month in numbers.growth:
+        growth.add_row(month.month, str(month.joined), str(month.left), f"{month.net:+d}")
+    console.print(growth)

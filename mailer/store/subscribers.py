@@ -1,0 +1,388 @@
+"""Subscriber services: the one way anyone changes a subscriber, each change written with its `Event`.
+
+The CLI, the web pages, the sender and the bounce reader all come through here,
+so a status change is recorded the same way whoever makes it. Every function
+takes a `Session` and keyword arguments, flushes, and leaves the commit to the
+caller: a web request, a bounce or a whole CSV import is then one transaction.
+Nothing is cached, so the delivery engine, which re-reads the status before each
+message, sees an unsubscribe at once, even in the middle of a send.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from collections.abc import Sequence
+from datetime import timedelta
+
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import Select, delete, func, select
+from sqlmodel import Session
+
+from mailer.errors import NotFound, StoreError
+from mailer.store.models import (
+    Bounce,
+    Delivery,
+    Event,
+    EventKind,
+    ForgottenAddress,
+    Language,
+    Subscriber,
+    SubscriberStatus,
+    SubscriberTopic,
+    Topic,
+    utcnow,
+)
+from mailer.store.topics import resolve_topics, topic_names
+
+# Statuses a subscriber leaves only by asking again (`resubscribe`, or the subscribe form).
+STOPPED = (SubscriberStatus.unsubscribed, SubscriberStatus.bounced, SubscriberStatus.complained)
+
+
+class InvalidEmail(StoreError):
+    """An address email-validator refuses; the message says why."""
+
+
+class AlreadySubscribed(StoreError):
+    """The address (compared case-insensitively) already belongs to a subscriber."""
+
+
+class ForgottenEmail(StoreError):
+    """The address was erased on request and must not come back by accident."""
+
+
+def normalise_email(email: str) -> tuple[str, str]:
+    """The address as email-validator normalises it, and its lower-case key (what must be unique)."""
+    try:
+        normalised = validate_email(email.strip(), check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise InvalidEmail(f"{email.strip()!r} is not a valid email address: {exc}") from None
+    return normalised, normalised.lower()
+
+
+def parse_language(value: str) -> Language:
+    try:
+        return Language(value.strip().lower())
+    except ValueError:
+        raise StoreError(f"unknown language {value!r} (use {', '.join(Language)})") from None
+
+
+def forgotten_hash(email_key: str, salt: str) -> str:
+    """HMAC-SHA256 of the address key: recognisable again with the salt, unreadable without it."""
+    return hmac.new(salt.encode(), email_key.encode(), hashlib.sha256).hexdigest()
+
+
+def is_forgotten(session: Session, *, email_key: str, salts: Sequence[str]) -> bool:
+    """Whether the address was erased; `salts` are the current and old secret keys."""
+    hashes = [forgotten_hash(email_key, salt) for salt in salts]
+    return session.scalar(select(ForgottenAddress.id).where(ForgottenAddress.address_hash.in_(hashes))) is not None
+
+
+def get_subscriber(session: Session, *, subscriber_id: int) -> Subscriber:
+    subscriber = session.get(Subscriber, subscriber_id, populate_existing=True)
+    if subscriber is None:
+        raise NotFound(f"no subscriber with id {subscriber_id}")
+    return subscriber
+
+
+def get_by_email(session: Session, *, email: str) -> Subscriber | None:
+    """The subscriber with this address in any case, or None (also for an invalid address)."""
+    try:
+        _, key = normalise_email(email)
+    except InvalidEmail:
+        return None
+    return session.scalar(select(Subscriber).where(Subscriber.email_key == key).execution_options(populate_existing=True))
+
+
+def require_by_email(session: Session, *, email: str) -> Subscriber:
+    subscriber = get_by_email(session, email=email)
+    if subscriber is None:
+        raise NotFound(f"no subscriber with address {email.strip()!r}")
+    return subscriber
+
+
+def add_subscriber(
+    session: Session,
+    *,
+    email: str,
+    name: str = "",
+    language: Language | str = Language.en,
+    topics: Sequence[str] = (),
+    source: str = "cli",
+    consent_text: str = "",
+    salts: Sequence[str] = (),
+) -> Subscriber:
+    """Add an active subscriber whose consent the caller already has (an editor, an import).
+
+    `salts` (the secret keys) turn on the check against erased addresses.
+    """
+    email, key = normalise_email(email)
+    existing = session.scalar(select(Subscriber).where(Subscriber.email_key == key))
+    if existing is not None:
+        raise AlreadySubscribed(f"{email} is already a subscriber ({existing.status})")
+    if salts and is_forgotten(session, email_key=key, salts=salts):
+        raise ForgottenEmail(f"{email} was forgotten (erased on request); they can subscribe again themselves")
+    language, wanted = parse_language(language), resolve_topics(session, topics)
+    now = utcnow()
+    subscriber = Subscriber(
+        email=email, email_key=key, name=name.strip(), language=language,
+        status=SubscriberStatus.active, source=source, consent_text=consent_text,
+        created_at=now, confirmed_at=now, status_changed_at=now,
+    )
+    session.add(subscriber)
+    session.flush()
+    _link_topics(session, subscriber, wanted)
+    _record(session, subscriber, EventKind.subscribed, channel=source)
+    return subscriber
+
+
+def subscribe_pending(
+    session: Session, *, email: str, name: str, language: Language | str, topics: Sequence[str], source: str, consent_text: str
+) -> Subscriber:
+    """Someone asked to subscribe (the web form): pending until they confirm by the emailed link.
+
+    An active subscriber is returned unchanged (a form must not rewrite someone's
+    details unconfirmed); anyone else becomes pending with what they asked for now.
+    """
+    email, key = normalise_email(email)
+    language = parse_language(language)
+    wanted = resolve_topics(session, topics)
+    subscriber = session.scalar(select(Subscriber).where(Subscriber.email_key == key))
+    if subscriber is None:
+        subscriber = Subscriber(email=email, email_key=key)
+        session.add(subscriber)
+        becomes_pending = True
+    elif subscriber.status == SubscriberStatus.active:
+        return subscriber
+    else:
+        becomes_pending = subscriber.status != SubscriberStatus.pending
+    subscriber.name, subscriber.language = name.strip(), language
+    subscriber.source, subscriber.consent_text = source, consent_text
+    session.flush()
+    session.execute(delete(SubscriberTopic).where(SubscriberTopic.subscriber_id == subscriber.id))
+    _link_topics(session, subscriber, wanted)
+    if becomes_pending:
+        _change_status(session, subscriber, SubscriberStatus.pending, EventKind.subscribed, channel=source)
+    return subscriber
+
+
+def confirm(session: Session, *, subscriber_id: int, channel: str = "link") -> Subscriber:
+    """Pending -> active. Anyone else is left as they are: an old link never re-activates."""
+    subscriber = get_subscriber(session, subscriber_id=subscriber_id)
+    if subscriber.status == SubscriberStatus.pending:
+        subscriber.confirmed_at = utcnow()
+        _change_status(session, subscriber, SubscriberStatus.active, EventKind.confirmed, channel=channel)
+    return subscriber
+
+
+def unsubscribe(session: Session, *, subscriber_id: int, channel: str, send_id: int | None = None) -> Subscriber:
+    """Stop all mail. `channel` says how they asked: link, one-click, reply, cli, import..."""
+    subscriber = get_subscriber(session, subscriber_id=subscriber_id)
+    if subscriber.status != SubscriberStatus.unsubscribed:
+        _change_status(session, subscriber, SubscriberStatus.unsubscribed, EventKind.unsubscribed, channel=channel, send_id=send_id)
+    return subscriber
+
+
+def resubscribe(session: Session, *, subscriber_id: int, channel: str = "cli") -> Subscriber:
+    """Make active again someone who stopped (only on their own request or an editor's decision)."""
+    subscriber = get_subscriber(session, subscriber_id=subscriber_id)
+    if subscriber.status != SubscriberStatus.active:
+        subscriber.confirmed_at = subscriber.confirmed_at or utcnow()
+        _change_status(session, subscriber, SubscriberStatus.active, EventKind.resubscribed, channel=channel)
+    return subscriber
+
+
+def update_preferences(
+    session: Session,
+    *,
+    subscriber_id: int,
+    name: str | None = None,
+    language: Language | str | None = None,
+    topics: Sequence[str] | None = None,
+    channel: str = "web",
+) -> Subscriber:
+    """Change what is given (None leaves it); the event says what changed, without personal data."""
+    subscriber = get_subscriber(session, subscriber_id=subscriber_id)
+    changes = []
+    if name is not None and name.strip() != subscriber.name:
+        subscriber.name = name.strip()
+        changes.append("name changed")
+    if language is not None and parse_language(language) != subscriber.language:
+        changes.append(f"language {subscriber.language} -> {parse_language(language)}")
+        subscriber.language = parse_language(language)
+    if topics is not None:
+        wanted = {topic.name: topic for topic in resolve_topics(session, topics)}
+        current = set(topic_names(session, subscriber.id))
+        added, removed = sorted(wanted.keys() - current), sorted(current - wanted.keys())
+        if removed:
+            session.execute(
+                delete(SubscriberTopic).where(
+                    SubscriberTopic.subscriber_id == subscriber.id,
+                    SubscriberTopic.topic_id.in_(select(Topic.id).where(Topic.name.in_(removed))),
+                )
+            )
+        _link_topics(session, subscriber, [wanted[name] for name in added])
+        changes += [f"+{name}" for name in added] + [f"-{name}" for name in removed]
+    if changes:
+        _record(session, subscriber, EventKind.preferences, channel=channel, detail="; ".join(changes))
+    session.flush()
+    return subscriber
+
+
+def change_email(session: Session, *, subscriber_id: int, new_email: str) -> Subscriber:
+    """Move a subscriber to a new address (confirmed by the caller); refused if someone else has it."""
+    subscriber = get_subscriber(session, subscriber_id=subscriber_id)
+    email, key = normalise_email(new_email)
+    if key != subscriber.email_key:
+        if session.scalar(select(Subscriber.id).where(Subscriber.email_key == key)) is not None:
+            raise AlreadySubscribed(f"{email} is already a subscriber")
+        _record(session, subscriber, EventKind.email_changed)
+    subscriber.email, subscriber.email_key = email, key
+    session.flush()
+    return subscriber
+
+
+def mark_bounced(session: Session, *, subscriber_id: int, detail: str, send_id: int | None = None) -> Subscriber:
+    """A permanent failure: stop mailing an active or pending address. The event is kept either way."""
+    subscriber = get_subscriber(session, subscriber_id=subscriber_id)
+    if subscriber.status in (SubscriberStatus.active, SubscriberStatus.pending):
+        _change_status(session, subscriber, SubscriberStatus.bounced, EventKind.bounced, detail=detail, send_id=send_id)
+    else:
+        _record(session, subscriber, EventKind.bounced, detail=detail, send_id=send_id)
+    return subscriber
+
+
+def record_soft_bounce(
+    session: Session, *, subscriber_id: int, detail: str, send_id: int | None = None, limit: int, window_days: int
+) -> bool:
+    """Record a temporary failure; True when it is the `limit`-th within `window_days` and the address is now bounced.
+
+    Only soft bounces since the subscriber last became active count, so a
+    re-subscribed address starts afresh.
+    """
+    subscriber = get_subscriber(session, subscriber_id=subscriber_id)
+    _record(session, subscriber, EventKind.soft_bounce, detail=detail, send_id=send_id)
+    if subscriber.status != SubscriberStatus.active:
+        return False
+    since = max(utcnow() - timedelta(days=window_days), subscriber.status_changed_at)
+    count = session.scalar(
+        select(func.count(Event.id)).where(
+            Event.subscriber_id == subscriber.id, Event.kind == EventKind.soft_bounce, Event.created_at >= since
+        )
+    )
+    if count < limit:
+        return False
+    mark_bounced(session, subscriber_id=subscriber.id, detail=f"{count} soft bounces within {window_days} days; last: {detail}", send_id=send_id)
+    return True
+
+
+def mark_complained(session: Session, *, subscriber_id: int, detail: str, send_id: int | None = None) -> Subscriber:
+    """A spam complaint: never mail them again unless they ask. The event is kept either way."""
+    subscriber = get_subscriber(session, subscriber_id=subscriber_id)
+    if subscriber.status != SubscriberStatus.complained:
+        _change_status(session, subscriber, SubscriberStatus.complained, EventKind.complained, detail=detail, send_id=send_id)
+    else:
+        _record(session, subscriber, EventKind.complained, detail=detail, send_id=send_id)
+    return subscriber
+
+
+def forget(session: Session, *, email: str, salt: str) -> Subscriber | None:
+    """Erase an address (right to erasure), keeping only a salted hash so it is never imported again.
+
+    The subscriber row stays, blanked (`forgotten-<id>@invalid`, no name, no
+    consent text, no topics, unsubscribed), so the history keeps its
+    non-personal facts; the address is also wiped from deliveries, bounces and
+    event details. Returns the blanked subscriber, or None if the address was
+    not a subscriber (its hash is stored all the same).
+    """
+    email, key = normalise_email(email)
+    address_hash = forgotten_hash(key, salt)
+    if session.scalar(select(ForgottenAddress.id).where(ForgottenAddress.address_hash == address_hash)) is None:
+        session.add(ForgottenAddress(address_hash=address_hash))
+    subscriber = session.scalar(select(Subscriber).where(Subscriber.email_key == key))
+    _scrub_bounces(session, key=key, subscriber_id=subscriber.id if subscriber else None)
+    if subscriber is None:
+        session.flush()
+        return None
+    placeholder = f"forgotten-{subscriber.id}@invalid"
+    addresses = {key, subscriber.email}
+    for event in session.scalars(select(Event).where(Event.subscriber_id == subscriber.id)):
+        event.detail = _scrub(event.detail, addresses)
+    for delivery in session.scalars(select(Delivery).where(Delivery.subscriber_id == subscriber.id)):
+        delivery.email, delivery.reply = placeholder, _scrub(delivery.reply, addresses)
+    session.execute(delete(SubscriberTopic).where(SubscriberTopic.subscriber_id == subscriber.id))
+    subscriber.email = subscriber.email_key = placeholder
+    subscriber.name = subscriber.consent_text = ""
+    if subscriber.status != SubscriberStatus.unsubscribed:
+        _change_status(session, subscriber, SubscriberStatus.unsubscribed, EventKind.unsubscribed, channel="forget")
+    _record(session, subscriber, EventKind.forgotten, channel="request")
+    session.flush()
+    return subscriber
+
+
+def audience_query(*, topics: Sequence[str] = (), languages: Sequence[str] = ()) -> Select:
+    """Active subscribers in any of `topics` (everyone active when empty), in id order, to stream.
+
+    Columns: id, email, name, language. Stream it with
+    `session.execute(q).yield_per(1000)`, or feed it to `INSERT ... SELECT`.
+    """
+    query = (
+        select(Subscriber.id, Subscriber.email, Subscriber.name, Subscriber.language)
+        .where(Subscriber.status == SubscriberStatus.active)
+        .order_by(Subscriber.id)
+    )
+    if topics:
+        members = (
+            select(SubscriberTopic.subscriber_id)
+            .join(Topic, Topic.id == SubscriberTopic.topic_id)
+            .where(Topic.name.in_(list(topics)))
+        )
+        query = query.where(Subscriber.id.in_(members))
+    if languages:
+        query = query.where(Subscriber.language.in_(list(languages)))
+    return query
+
+
+def _record(
+    session: Session, subscriber: Subscriber, kind: EventKind, *, channel: str = "", detail: str = "", send_id: int | None = None
+) -> None:
+    session.add(Event(subscriber_id=subscriber.id, kind=kind, channel=channel, detail=detail, send_id=send_id))
+
+
+def _change_status(
+    session: Session,
+    subscriber: Subscriber,
+    status: SubscriberStatus,
+    kind: EventKind,
+    *,
+    channel: str = "",
+    detail: str = "",
+    send_id: int | None = None,
+) -> None:
+    subscriber.status, subscriber.status_changed_at = status, utcnow()
+    session.flush()
+    _record(session, subscriber, kind, channel=channel, detail=detail, send_id=send_id)
+    session.flush()
+
+
+def _link_topics(session: Session, subscriber: Subscriber, topics: Sequence[Topic]) -> None:
+    """Add memberships the subscriber does not have yet (callers remove the others first)."""
+    for topic in topics:
+        session.merge(SubscriberTopic(subscriber_id=subscriber.id, topic_id=topic.id))
+    session.flush()
+
+
+def _scrub(text: str, addresses: set[str]) -> str:
+    for address in addresses:
+        text = re.sub(re.escape(address), "[forgotten]", text, flags=re.IGNORECASE)
+    return text
+
+
+def _scrub_bounces(session: Session, *, key: str, subscriber_id: int | None) -> None:
+    """Wipe the address from bounce records, matched by subscriber or by address."""
+    matches = func.lower(Bounce.address) == key
+    if subscriber_id is not None:
+        matches = matches | (Bounce.subscriber_id == subscriber_id)
+    for bounce in session.scalars(select(Bounce).where(matches)):
+        bounce.address, bounce.diagnostic = "", _scrub(bounce.diagnostic, {key})

@@ -1,0 +1,144 @@
+"""`mailer db`, `mailer subscribers` and `mailer topics`, run as a user runs them."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from mailer.cli import main
+from mailer.cli.common import settings as cli_settings
+
+
+def test_db_upgrade_creates_the_database_and_other_commands_refuse_an_old_one(workdir: Path):
+    env = {"MAILER_SECRET_KEY": "test-secret-key-0123456789", "MAILER_DATABASE_URL": f"sqlite:///{workdir / 'new.db'}"}
+
+    def run(*args: str):
+        cli_settings.cache_clear()
+        return CliRunner().invoke(main, list(args), env=env)
+
+    refused = run("subscribers", "list")
+    assert refused.exit_code == 1
+    assert refused.output.strip() == "Error: database is not up to date: run `mailer db upgrade`"
+    assert "out of date" in run("db", "current").output
+
+    first = run("db", "upgrade")
+    assert first.exit_code == 0, first.output
+    assert first.output.startswith("Database upgraded from empty to revision ")
+    assert (workdir / "new.db").exists()
+    assert run("db", "upgrade").output.startswith("Database already up to date")
+    assert "(up to date)" in run("db", "current").output
+    assert run("db", "check").output == "Database matches the models.\n"
+    assert run("subscribers", "list").exit_code == 0
+    cli_settings.cache_clear()
+
+
+def test_topics(cli):
+    assert cli("topics", "add", "news", "--description", "Monthly news").output == "Added topic news.\n"
+    assert cli("subscribers", "topics", "add", "events").exit_code == 0  # the same group, as the issue writes it
+    duplicate = cli("topics", "add", "news")
+    assert (duplicate.exit_code, duplicate.output) == (1, "Error: topic 'news' already exists\n")
+    assert "must be lower-case" in cli("topics", "add", "Bad Name").output
+    listing = cli("subscribers", "topics", "list").output
+    assert "news" in listing and "Monthly news" in listing and "events" in listing
+    assert cli("topics", "remove", "events", "--yes").output == "Removed topic events.\n"
+    assert "events" not in cli("topics", "list").output
+    assert "unknown topic 'events'" in cli("topics", "remove", "events", "--yes").output
+
+
+def test_add_show_list_remove(cli):
+    cli("topics", "add", "news")
+    added = cli("subscribers", "add", "Gwen@Example.org", "--name", "Gwenllïan ap Rhys", "--language", "cy", "--topic", "news")
+    assert added.output == "Added Gwen@example.org (cy; topics: news).\n"
+    assert cli("subscribers", "add", "gwen@example.org").output == "Error: gwen@example.org is already a subscriber (active)\n"
+    assert "not a valid email address" in cli("subscribers", "add", "gwen@").output
+    assert "unknown topic 'sport'" in cli("subscribers", "add", "x@example.org", "--topic", "sport").output
+    cli("subscribers", "add", "bob@example.org")
+
+    shown = cli("subscribers", "show", "GWEN@example.org").output
+    assert "Gwenllïan ap Rhys" in shown and "subscribed" in shown and "cli" in shown
+
+    listing = cli("subscribers", "list", "--topic", "news").output
+    assert "Gwen@example.org" in listing and "bob@example.org" not in listing
+    assert listing.rstrip().endswith("1 subscriber")
+    assert "2 subscribers (showing 1; use --limit 0 for all)" in cli("subscribers", "list", "--limit", "1").output
+
+    assert cli("subscribers", "remove", "gwen@example.org").output == "Unsubscribed Gwen@example.org (was active).\n"
+    assert cli("subscribers", "remove", "gwen@example.org").output == "Gwen@example.org was already unsubscribed.\n"
+    assert "unsubscribed" in cli("subscribers", "show", "gwen@example.org").output
+    assert cli("subscribers", "list", "--status", "active").output.rstrip().endswith("1 subscriber")
+    missing = cli("subscribers", "show", "nobody@example.org")
+    assert (missing.exit_code, missing.output) == (1, "Error: no subscriber with address 'nobody@example.org'\n")
+
+
+def test_import_reports_every_line_and_dry_run_writes_nothing(cli, workdir):
+    cli("topics", "add", "news")
+    path = workdir / "people.csv"
+    path.write_text("email;name;language;topics\nGwen@example.org;Gwenllïan ap Rhys;cy;news\nbad@;x;;\nGWEN@example.org;Dup;;\n", encoding="utf-8-sig")
+
+    dry = cli("subscribers", "import", str(path), "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert dry.output.splitlines() == [
+        f"{path}:2: added Gwen@example.org",
+        f"{path}:3: rejected bad@: 'bad@' is not a valid email address: There must be something after the @-sign.",
+        f"{path}:4: rejected GWEN@example.org: duplicate of line 2",
+        "Dry run, nothing written: 1 added, 0 updated, 0 unchanged, 2 rejected.",
+    ]
+    assert cli("subscribers", "list").output.rstrip().endswith("0 subscribers")
+
+    real = cli("subscribers", "import", str(path), "--quiet")
+    assert real.output.splitlines()[-1] == "1 added, 0 updated, 0 unchanged, 2 rejected."
+    assert "added" not in real.output.splitlines()[0]
+    assert "imported from people.csv" in cli("subscribers", "show", "gwen@example.org").output
+
+    cli("subscribers", "remove", "gwen@example.org")
+    again = cli("subscribers", "import", str(path))
+    assert f"{path}:2: unchanged Gwen@example.org: unsubscribed; not re-activated without --resubscribe" in again.output
+    back = cli("subscribers", "import", str(path), "--resubscribe")
+    assert f"{path}:2: updated Gwen@example.org: re-activated (was unsubscribed)" in back.output
+
+
+def test_import_of_a_bad_file_is_one_clean_error(cli, workdir):
+    path = workdir / "latin1.csv"
+    path.write_bytes("email,name\ngwen@example.org,Gwenllïan\n".encode("latin-1"))
+    result = cli("subscribers", "import", str(path))
+    assert result.exit_code == 1
+    assert result.output.startswith(f"Error: {path}:2: not UTF-8 (byte 0xef)")
+    assert "Traceback" not in result.output
+    assert cli("subscribers", "list").output.rstrip().endswith("0 subscribers")
+
+
+def test_export_to_stdout_and_to_a_file_for_spreadsheets(cli, workdir):
+    cli("topics", "add", "news")
+    cli("subscribers", "add", "sian@example.org", "--name", "Siân ŵŷ", "--topic", "news")
+    stdout = cli("subscribers", "export")
+    rows = list(csv.DictReader(stdout.stdout.splitlines()))
+    assert [(row["email"], row["name"], row["topics"], row["status"]) for row in rows] == [
+        ("sian@example.org", "Siân ŵŷ", "news", "active")]
+    path = workdir / "out.csv"
+    assert cli("subscribers", "export", str(path)).stderr == f"Exported 1 subscribers to {path}.\n"
+    assert path.read_bytes().startswith(b"\xef\xbb\xbfemail,name,language,topics,status")
+
+
+def test_forget_then_import_refuses_the_address(cli, workdir):
+    cli("subscribers", "add", "gwen@example.org", "--name", "Gwen")
+    assert cli("subscribers", "forget", "gwen@example.org", input="n\n").exit_code == 1  # asks first
+    forgotten = cli("subscribers", "forget", "gwen@example.org", "--yes")
+    assert forgotten.output.startswith("Forgotten: subscriber 1 is now forgotten-1@invalid")
+    assert "gwen" not in cli("subscribers", "list").output.lower()
+    assert "erased on request" in cli("subscribers", "add", "gwen@example.org").output
+    path = workdir / "again.csv"
+    path.write_text("email\nGwen@example.org\n", encoding="utf-8")
+    assert "rejected Gwen@example.org: forgotten (erased on request)" in cli("subscribers", "import", str(path)).output
+
+
+def test_stats(cli):
+    cli("topics", "add", "news")
+    cli("subscribers", "add", "a@example.org", "--topic", "news", "--language", "cy")
+    cli("subscribers", "add", "b@example.org")
+    cli("subscribers", "remove", "b@example.org")
+    output = cli("subscribers", "stats", "--months", "3").output
+    assert "│ active       │ 1" in output and "│ unsubscribed │ 1" in output
+    assert "│ news           │ 1" in output and "│ cy                │ 1" in output
+    assert "Growth" in output and "+1" in output  # one joined... and one left this month: 2 - 1

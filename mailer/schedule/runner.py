@@ -1,0 +1,326 @@
+"""The runner behind `mailer run`: starts scheduled sends on time, resumes interrupted ones, stops cleanly.
+
+The Send rows are the truth; APScheduler only wakes the runner at the right second. Each
+`tick` (every few seconds, and at start):
+1. starts every scheduled send that is due, or marks it `missed` when it is more than the
+   grace period late (never sent days late without a person deciding so);
+2. resumes sends left `sending` (after a crash, or when deferred retries fall due) whose
+   delivery lease has run out or whose lease holder was a process on this machine that died;
+3. rebuilds APScheduler's date jobs from the future scheduled sends, so a send created,
+   moved or cancelled by a command is picked up without a restart.
+`tick(now)` takes the clock as an argument, so tests never wait for real minutes. `run()`
+ticks from its own thread every `tick_seconds`; APScheduler's threads only fire jobs.
+
+Sends run in a small thread pool, each through `mailer.delivery.engine.deliver` with the
+runner's stop event: on SIGTERM the message in flight is finished and the rest stays queued.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy import Engine, exists, or_, select, update
+from sqlmodel import Session
+
+from mailer.bounces import process_mailbox
+from mailer.config import Settings
+from mailer.delivery.engine import deliver
+from mailer.delivery.lease import owner_is_dead
+from mailer.delivery.sends import audience_size
+from mailer.errors import MailerError, ScheduleError
+from mailer.schedule import lease, rules
+from mailer.schedule.jobstore import INTERNAL, PERSISTENT, grace, make_scheduler
+from mailer.schedule.times import Moment, zone
+from mailer.store.db import make_engine, new_session
+from mailer.store.models import Delivery, DeliveryStatus, Send, SendStatus, utcnow
+
+log = logging.getLogger("mailer.schedule")
+
+SEND_JOB_PREFIX = "send:"
+FIRE_SEND = "mailer.schedule.runner:fire_send"
+BOUNCE_MINUTES = 10
+_current: Runner | None = None  # the running runner of this process, for jobs stored by reference
+
+
+def fire_send(send_id: int) -> None:
+    """Job kept in the database: start one scheduled send, on the second."""
+    _runner().start_send(send_id)
+
+
+def fire_rule(**fields: Any) -> None:
+    """Job kept in the database: one firing of a recurring rule."""
+    runner = _runner()
+    now = utcnow()
+    send_id = rules.fire(runner.settings, runner.engine, rules.Rule(**fields), now=now)
+    if send_id is not None:
+        runner.start_send(send_id, now=now)
+
+
+def _runner() -> Runner:
+    if _current is None:
+        raise RuntimeError("a scheduled job ran outside `mailer run`")
+    return _current
+
+
+class Runner:
+    """One per process. Drive it with `tick(now)` (tests) or `run()` (the real thing)."""
+
+    def __init__(self, settings: Settings, *, engine: Engine | None = None, owner: str | None = None,
+                 tick_seconds: float = 15.0, workers: int = 4):
+        self.settings = settings
+        self.engine = engine or make_engine(settings.database_url)
+        self.owner = owner or lease.default_owner()
+        self.tick_seconds = tick_seconds
+        self.grace = grace(settings)
+        self.tz = zone(settings.timezone)
+        self.stop = threading.Event()
+        self.scheduler: BackgroundScheduler | None = None
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="send")
+        self._running: dict[int, Future[None]] = {}
+        self._lock = threading.RLock()
+
+    # --- deciding what to do, for any clock ---------------------------------------------
+
+    def tick(self, now: datetime | None = None) -> list[Future[None]]:
+        """One pass over the sends (see the module docstring); returns the deliveries it launched."""
+        now = now or utcnow()
+        with new_session(self.engine) as session:
+            due = session.scalars(
+                select(Send.id).where(Send.status == SendStatus.scheduled, Send.scheduled_at <= now).order_by(Send.scheduled_at)
+            ).all()
+            stalled = [send_id for send_id, owner, until in session.execute(
+                select(Send.id, Send.lease_owner, Send.lease_expires_at).where(*_resumable(now)).order_by(Send.id))
+                if not owner or until is None or until <= now or owner_is_dead(owner)]
+        launched = [future for send_id in due if (future := self.start_send(send_id, now=now))]
+        launched += [future for send_id in stalled if (future := self._launch(send_id, SendStatus.sending))]
+        if self.scheduler is not None:
+            self._sync_jobs(now)
+        return launched
+
+    def start_send(self, send_id: int, *, now: datetime | None = None) -> Future[None] | None:
+        """Start one scheduled send if it is due, or mark it missed if it is beyond the grace period."""
+        now = now or utcnow()
+        with new_session(self.engine) as session:
+            send = session.get(Send, send_id)
+            if send is None or send.status != SendStatus.scheduled or send.scheduled_at is None or send.scheduled_at > now:
+                return None  # started, cancelled or moved meanwhile
+            if now - send.scheduled_at > self.grace:
+                self._mark_missed(session, send, due=send.scheduled_at, now=now)
+                return None
+        return self._launch(send_id, SendStatus.scheduled)
+
+    def _mark_missed(self, session: Session, send: Send, *, due: datetime, now: datetime) -> None:
+        note = (f"missed: due {Moment(due, self.tz).short}, the runner came {_span(now - due)} late "
+                f"(grace {self.settings.schedule_grace_hours:g} h)")
+        result = session.execute(
+            update(Send)
+            .where(Send.id == send.id, Send.status == SendStatus.scheduled, Send.scheduled_at == due)
+            .values(status=SendStatus.missed, note=note)
+        )
+        session.commit()
+        if result.rowcount:
+            log.warning("send %s (%s) %s; not sending it. To send it after all: mailer schedule move %s --at ...",
+                        send.id, send.title, note, send.id)
+
+    # --- doing it -------------------------------------------------------------------------
+
+    def _launch(self, send_id: int, expected: SendStatus) -> Future[None] | None:
+        """Deliver in the pool unless this process is already delivering that send."""
+        with self._lock:
+            if self.stop.is_set() or send_id in self._running:
+                return None
+            future = self._pool.submit(self._deliver, send_id, expected)
+            self._running[send_id] = future
+            future.add_done_callback(lambda _: self._forget(send_id))
+        return future
+
+    def _forget(self, send_id: int) -> None:
+        with self._lock:
+            self._running.pop(send_id, None)
+
+    def _deliver(self, send_id: int, expected: SendStatus) -> None:
+        with new_session(self.engine) as session:
+            send = session.get(Send, send_id)
+            if send is None or send.status != expected:
+                return  # another thread or runner got there first
+            if expected == SendStatus.scheduled:
+                audience = audience_size(session, topics=_split(send.topics), languages=_split(send.languages))
+                log.info("starting send %s (%s) to %s recipient%s", send.id, send.title, audience, "" if audience == 1 else "s")
+            else:
+                log.info("resuming send %s (%s)", send.id, send.title)
+        try:
+            log.info("%s", deliver(self.settings, send_id, stop=self.stop))
+        except MailerError as exc:
+            log.warning("send %s (%s) not sent now: %s", send.id, send.title, exc)
+        except Exception:  # a bug must not take the runner down; the send stays resumable
+            log.exception("send %s (%s): unexpected error; it stays resumable", send.id, send.title)
+
+    # --- keeping APScheduler's jobs in step with the Send rows ----------------------------
+
+    def _sync_jobs(self, now: datetime) -> None:
+        assert self.scheduler is not None
+        with new_session(self.engine) as session:
+            wanted = {
+                f"{SEND_JOB_PREFIX}{send_id}": (send_id, title, at.replace(tzinfo=timezone.utc))
+                for send_id, title, at in session.execute(
+                    select(Send.id, Send.title, Send.scheduled_at).where(Send.status == SendStatus.scheduled, Send.scheduled_at > now))
+            }
+        jobs = {job.id: job for job in self.scheduler.get_jobs(jobstore=PERSISTENT) if job.id.startswith(SEND_JOB_PREFIX)}
+        for job_id in jobs.keys() - wanted.keys():
+            self.scheduler.remove_job(job_id, jobstore=PERSISTENT)
+        for job_id, (send_id, title, run_date) in wanted.items():
+            job = jobs.get(job_id)
+            if job is None:
+                self.scheduler.add_job(FIRE_SEND, "date", run_date=run_date, args=[send_id], id=job_id,
+                                       name=f"send {send_id} ({title})", jobstore=PERSISTENT)
+            elif job.trigger.run_date != run_date:
+                self.scheduler.reschedule_job(job_id, jobstore=PERSISTENT, trigger="date", run_date=run_date)
+
+    # --- running for real -----------------------------------------------------------------
+
+    def run(self, *, web: bool = False, until: Callable[[], bool] | None = None, timeout: float | None = None) -> None:
+        """Work until `stop` is set (SIGTERM), `until()` turns true or `timeout` seconds pass.
+
+        Holds the runner lease throughout: a second runner on the same database refuses to start.
+        """
+        global _current
+        with new_session(self.engine) as session:
+            lease.acquire(session, owner=self.owner, now=utcnow())
+        scheduler: BackgroundScheduler | None = None
+        web_server: _WebServer | None = None
+        try:
+            _current = self
+            scheduler = self.scheduler = make_scheduler(self.settings, self.engine)
+            if self.settings.bounce_mailbox:
+                scheduler.add_job(self._process_bounces, "interval", minutes=BOUNCE_MINUTES, id="bounces", name="bounces",
+                                  jobstore=INTERNAL, next_run_time=datetime.now(timezone.utc))
+            web_server = _WebServer(self.settings, self.engine) if web else None
+            scheduler.start()
+            log.info("runner %s started: time zone %s, grace period %g h%s", self.owner, self.tz.key,
+                     self.settings.schedule_grace_hours, f", pages on {web_server.url}" if web_server else "")
+            self._loop(until, timeout)
+        finally:
+            self.stop.set()
+            if scheduler is not None and scheduler.running:
+                scheduler.shutdown(wait=True)  # waits for jobs firing now
+            self.close()
+            if web_server is not None:
+                web_server.stop()
+            _current = None
+            with new_session(self.engine) as session:
+                lease.release(session, owner=self.owner)
+            log.info("runner %s stopped", self.owner)
+
+    def run_until_sent(self, send_id: int, *, timeout: float) -> Send:
+        """Run (without the web pages) until the send has gone out or `timeout` seconds pass: for the demo."""
+        def sent() -> bool:
+            with new_session(self.engine) as session:
+                send = session.get(Send, send_id)
+                return send is None or send.status not in (SendStatus.scheduled, SendStatus.sending)
+
+        self.run(until=sent, timeout=timeout)
+        with new_session(self.engine) as session:
+            send = session.get(Send, send_id)
+        if send is None:
+            raise ScheduleError(f"no send {send_id}")
+        return send
+
+    def close(self) -> None:
+        """Wait for every send in progress (each finishes its message in flight once `stop` is set)."""
+        self._pool.shutdown(wait=True)
+
+    def _loop(self, until: Callable[[], bool] | None, timeout: float | None) -> None:
+        """Tick and renew the lease from this (the main) thread; APScheduler's threads only fire jobs.
+
+        Ticking here, not as a scheduler job, keeps job-store changes out of the scheduler's own
+        threads, where they would deadlock with its shutdown.
+        """
+        started = next_tick = next_renewal = time.monotonic()
+        while not self.stop.is_set():
+            now = time.monotonic()
+            if now >= next_tick:
+                next_tick = now + self.tick_seconds
+                try:
+                    self.tick()
+                except Exception:  # a database hiccup must not stop the runner; the next tick retries
+                    log.exception("tick failed; retrying in %g s", self.tick_seconds)
+            if now >= next_renewal:
+                next_renewal = now + lease.LEASE_SECONDS / 3
+                if not self._renew_lease():
+                    return
+            if (until is not None and until()) or (timeout is not None and now - started >= timeout):
+                return
+            self.stop.wait(0.2)
+
+    def _renew_lease(self) -> bool:
+        """False when another runner has taken the lease (this one was stalled past its expiry)."""
+        try:
+            with new_session(self.engine) as session:
+                if lease.renew(session, owner=self.owner, now=utcnow()):
+                    return True
+        except Exception:  # the lease has time left; the next renewal retries
+            log.exception("could not renew the runner lease")
+            return True
+        log.error("runner %s lost its lease to another runner; stopping", self.owner)
+        return False
+
+    def _process_bounces(self) -> None:
+        """Periodic job: read the bounce mailbox, logging only when it held something."""
+        try:
+            report = process_mailbox(self.settings, engine=self.engine)
+        except MailerError as exc:
+            log.error("bounces: %s", exc)
+            return
+        if report.permanent or report.temporary or report.complaints or report.duplicates or report.skipped:
+            log.info("bounces: %s", report)
+
+
+def _resumable(now: datetime) -> tuple[Any, ...]:
+    """Conditions for a send left `sending` with work due now (its lease is checked by the caller).
+
+    Two EXISTS rather than one with OR, so each is answered from the (send_id, status) index.
+    """
+    queued = exists().where(Delivery.send_id == Send.id, Delivery.status == DeliveryStatus.queued)
+    retry_due = exists().where(Delivery.send_id == Send.id, Delivery.status == DeliveryStatus.deferred,
+                               Delivery.next_attempt_at <= now)
+    return Send.status == SendStatus.sending, or_(queued, retry_due)
+
+
+def _split(value: str) -> list[str]:
+    return [part for part in value.split(",") if part]
+
+
+def _span(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    return f"{minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"{minutes} min"
+
+
+class _WebServer:
+    """The subscriber pages served by uvicorn in a thread of the runner."""
+
+    def __init__(self, settings: Settings, engine: Engine) -> None:
+        import uvicorn
+
+        from mailer.web import create_app
+
+        self.url = f"http://{settings.web_host}:{settings.web_port}"
+        self.server = uvicorn.Server(uvicorn.Config(create_app(settings, engine=engine), host=settings.web_host,
+                                                    port=settings.web_port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, name="web", daemon=True)
+        self.thread.start()
+        while not self.server.started:
+            if not self.thread.is_alive():
+                raise ScheduleError(f"cannot serve the web pages on {settings.web_host}:{settings.web_port} "
+                                    "(is the port in use?); use --no-web if `mailer serve` runs them")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)

@@ -1,0 +1,70 @@
+"""The same runner on PostgreSQL: the APScheduler job store, the runner lease and two runners racing."""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import create_engine, make_url, text
+from sqlalchemy.exc import OperationalError
+
+from mailer.errors import ScheduleError
+from mailer.store.models import utcnow
+
+from .conftest import status, tick
+
+pytestmark = pytest.mark.postgres
+POSTGRES_URL = os.environ.get("MAILER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture
+def settings(settings) -> Iterator:
+    """The shared settings on a fresh PostgreSQL database of its own, dropped afterwards."""
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
+    try:
+        admin.connect().close()
+    except OperationalError as exc:
+        pytest.skip(f"PostgreSQL does not answer at {POSTGRES_URL}: {exc.orig}")
+    name = f"mailer_schedule_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    yield settings.model_copy(update={"database_url": make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)})
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def test_a_timed_send_fires_through_the_job_store_on_postgresql(runners, scheduled, subscribers, smtp_server):
+    send = scheduled(utcnow() + timedelta(seconds=1))
+    assert runners(tick_seconds=3600).run_until_sent(send.id, timeout=20).status == "finished"
+    assert sorted(smtp_server.recipients()) == subscribers
+
+
+def test_two_runners_racing_on_postgresql_send_once_and_only_one_holds_the_lease(runners, scheduled, subscribers, session, smtp_server):
+    at = utcnow() + timedelta(hours=1)
+    send = scheduled(at)
+    racers = [runners(owner=f"racer-{n}") for n in range(2)]
+    barrier = threading.Barrier(2)
+    threads = [threading.Thread(target=lambda runner=runner: (barrier.wait(), tick(runner, at))) for runner in racers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert status(session, send.id) == "finished"
+    assert Counter(smtp_server.recipients()) == Counter({email: 1 for email in subscribers})
+
+    holder = threading.Thread(target=racers[0].run, kwargs={"timeout": 3})
+    holder.start()
+    try:
+        while racers[0].scheduler is None or not racers[0].scheduler.running:
+            threading.Event().wait(0.05)
+        with pytest.raises(ScheduleError, match=r"another runner \(racer-0\)"):
+            racers[1].run(timeout=1)
+    finally:
+        racers[0].stop.set()
+        holder.join(10)

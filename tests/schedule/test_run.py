@@ -1,0 +1,133 @@
+"""The runner for real: APScheduler waking it on time, the runner lease, and `mailer run` as a
+process stopped with SIGTERM and raced by a second one, checked at a real SMTP server."""
+
+from __future__ import annotations
+
+import mailbox
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from datetime import timedelta
+
+import httpx
+import pytest
+
+from mailer.errors import ScheduleError
+from mailer.store.models import utcnow
+from tests.fixtures.settings import ROOT
+from tests.fixtures.smtp import free_port
+
+from .conftest import delivered, status, tick
+
+CORPUS = ROOT / "tests" / "bounces" / "corpus"
+
+
+def test_run_fires_a_send_on_the_second(runners, scheduled, subscribers, session, smtp_server):
+    send = scheduled(utcnow() + timedelta(seconds=1))
+    runner = runners(tick_seconds=3600)  # only the first tick runs: the date job must do the firing
+    fired = runner.run_until_sent(send.id, timeout=20)
+    assert fired.status == "finished"
+    assert timedelta(0) <= fired.started_at - fired.scheduled_at < timedelta(seconds=2)
+    assert sorted(smtp_server.recipients()) == subscribers
+
+
+def test_a_second_runner_refuses_plainly_while_the_first_runs(runners):
+    first, second = runners(owner="host-a:1"), runners(owner="host-b:2")
+    thread = threading.Thread(target=first.run, kwargs={"timeout": 10})
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while first.scheduler is None or not first.scheduler.running:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        with pytest.raises(ScheduleError, match=r"another runner \(host-a:1\) is already running against this database"):
+            second.run(timeout=1)
+    finally:
+        first.stop.set()
+        thread.join(10)
+    runners(owner="host-b:3").run(timeout=0.1)  # once the first has stopped, a new one may start
+
+
+def start_runner(env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "mailer", "run", "--no-web"], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def wait_for(condition, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_sigterm_mid_send_finishes_the_message_in_flight_then_resume_sends_the_rest_exactly_once(
+        runners, scheduled, subscribers, session, smtp_server, subprocess_env):
+    send = scheduled(utcnow())
+    process = start_runner({**subprocess_env, "MAILER_RATE_PER_SECOND": "5"})  # 12 messages take over 2 s
+    try:
+        wait_for(lambda: len(smtp_server.messages) >= 3)
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=20)
+    finally:
+        process.kill()
+    assert process.returncode == 0, output
+    assert "stopped" in output
+    first_run = len(smtp_server.messages)
+    assert 3 <= first_run < len(subscribers), output
+    counts = delivered(session, send.id)
+    assert counts == {"sent": first_run, "queued": len(subscribers) - first_run}  # every acceptance recorded
+    assert status(session, send.id) == "sending"
+
+    tick(runners(), utcnow())  # the next runner resumes it
+    assert status(session, send.id) == "finished"
+    assert Counter(smtp_server.recipients()) == Counter({email: 1 for email in subscribers})
+
+
+def test_two_runner_processes_started_together_send_each_message_once(scheduled, subscribers, session, smtp_server, subprocess_env):
+    send = scheduled(utcnow())
+    processes = [start_runner({**subprocess_env, "MAILER_RATE_PER_SECOND": "20"}) for _ in range(2)]
+    try:
+        wait_for(lambda: status(session, send.id) == "finished" and any(p.poll() is not None for p in processes))
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        outputs = [process.communicate(timeout=20)[0] for process in processes]
+    finally:
+        for process in processes:
+            process.kill()
+    codes = sorted(process.returncode for process in processes)
+    assert codes == [0, 1], outputs
+    refused = outputs[[process.returncode for process in processes].index(1)]
+    assert "another runner" in refused and "is already running against this database" in refused
+    assert "Traceback" not in refused
+    assert Counter(smtp_server.recipients()) == Counter({email: 1 for email in subscribers})
+
+
+def test_run_serves_the_subscriber_pages_alongside(runners, smtp_settings):
+    runner = runners(settings=smtp_settings.model_copy(update={"web_port": free_port()}))
+    pages: list[int] = []
+
+    def fetched() -> bool:
+        pages.append(httpx.get(f"http://127.0.0.1:{runner.settings.web_port}/subscribe").status_code)
+        return True
+
+    runner.run(web=True, until=fetched, timeout=10)
+    assert pages == [200]
+
+
+def test_run_reads_the_bounce_mailbox_when_one_is_set(runners, smtp_settings, workdir):
+    maildir = workdir / "Maildir"
+    box = mailbox.Maildir(maildir, create=True)
+    box.add((CORPUS / "postfix-user-unknown.eml").read_bytes())
+    box.close()
+    runner = runners(settings=smtp_settings.model_copy(update={"bounce_mailbox": str(maildir)}))
+
+    def handled() -> bool:
+        box = mailbox.Maildir(maildir, create=False)
+        return "handled" in box.list_folders() and len(box.get_folder("handled")) == 1
+
+    runner.run(until=handled, timeout=10)
+    assert handled()

@@ -33,6 +33,7 @@ bench: system-deps install
 	$(BIN)/python bench/bench_render.py
 	$(BIN)/python bench/bench_store.py
 	$(BIN)/python bench/bench_send.py
+	$(BIN)/python bench/bench_bounces.py
 
 clean:
 	rm -rf $(VENV) build demo test-artifacts .pytest_cache

@@ -235,8 +235,7 @@ def import_(file: Path, dry_run: bool, resubscribe: bool, language: str | None, 
             db_session.rollback()
         else:
             db_session.commit()
-    totals = ", ".join(f"{summary.counts[outcome]} {outcome}" for outcome in Outcome)
-    click.echo(f"{'Dry run, nothing written: ' if dry_run else ''}{totals}.")
+    click.echo(f"{'Dry run, nothing written: ' if dry_run else ''}{summary}.")
 
 
 @subscribers.command()

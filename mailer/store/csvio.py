@@ -74,6 +74,9 @@ class LineResult:
 class ImportReport:
     counts: Counter[Outcome] = field(default_factory=Counter)
 
+    def __str__(self) -> str:
+        return ", ".join(f"{self.counts[outcome]} {outcome}" for outcome in Outcome)
+
 
 @dataclass(slots=True)
 class _Row:

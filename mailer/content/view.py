@@ -18,6 +18,9 @@ from mailer.content.personalise import PLACEHOLDER_FIELDS, placeholder
 from mailer.content.schema import Event, Issue, Localized
 from mailer.i18n import LOCALES
 
+# Links to the subscriber pages and the web version; the pages speak the language `?lang=` names.
+PAGE_LINKS = ("unsubscribe_url", "preferences_url", "web_url")
+
 
 @dataclass(frozen=True)
 class Prose:
@@ -111,8 +114,17 @@ def issue_view(issue: Issue, settings: Settings, language: str) -> IssueView:
         sign_off=prose(issue.sign_off),
         list_name=settings.list_name,
         postal_address=settings.postal_address,
-        placeholders={field: placeholder(field) for field in PLACEHOLDER_FIELDS},
+        placeholders=_placeholders(language),
     )
+
+
+def _placeholders(language: str) -> dict[str, str]:
+    """The per-recipient markers, with the links to our own pages asking for this block's language:
+    whoever reads the English half of a bilingual email gets English pages, whatever they chose."""
+    markers = {field: placeholder(field) for field in PLACEHOLDER_FIELDS}
+    for field in PAGE_LINKS:
+        markers[field] += f"?lang={language}"
+    return markers
 
 
 def event_time(event: Event, language: str) -> str:

@@ -1,0 +1,1 @@
+"""The delivery engine: sends and their queue, message building, transports, rate limits, DKIM, workers."""

@@ -1,0 +1,87 @@
+"""Who is sending: process identities, and the lease that gives one process a send.
+
+An owner id is `host:pid:random`. A lease (Send.lease_owner, lease_expires_at)
+is renewed while its process runs; it lapses when not renewed, and at once when
+its owner is a process on this machine that no longer exists, so a send killed
+with SIGKILL resumes immediately rather than a minute later.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+from datetime import datetime, timedelta
+
+from sqlalchemy import update
+from sqlmodel import Session
+
+from mailer.errors import SendError
+from mailer.store.models import Send, utcnow
+
+LEASE = timedelta(seconds=60)
+
+
+def new_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def owner_is_dead(owner: str) -> bool:
+    """True when `owner` was a process on this machine that has ended (owners elsewhere: unknown, False)."""
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # exists, under another user
+        return False
+    return False
+
+
+def take_lease(session: Session, *, send_id: int, owner: str, now: datetime | None = None) -> str:
+    """Make `owner` the only process sending the send; returns the previous (lapsed or dead) owner, or "".
+
+    Refuses with a clear message when another live process holds it.
+    """
+    now = now or utcnow()
+    send = session.get(Send, send_id)
+    if send is None:
+        raise SendError(f"no send with id {send_id}")
+    session.refresh(send)
+    previous = send.lease_owner
+    held = previous and previous != owner and send.lease_expires_at and send.lease_expires_at > now
+    if held and not owner_is_dead(previous):
+        raise SendError(f"send {send_id} is being sent by another process ({previous}, lease until "
+                        f"{send.lease_expires_at:%H:%M:%S} UTC); wait for it, or stop it with `mailer sends pause {send_id}`")
+    taken = session.execute(
+        update(Send).where(Send.id == send_id, Send.lease_owner == previous)
+        .values(lease_owner=owner, lease_expires_at=now + LEASE)
+    ).rowcount
+    session.commit()
+    if not taken:
+        raise SendError(f"send {send_id} was just taken by another process")
+    return previous if previous != owner else ""
+
+
+def renew_lease(session: Session, *, send_id: int, owner: str) -> Send | None:
+    """Extend the lease; returns the send (to notice a pause or cancel), or None when the lease was lost."""
+    renewed = session.execute(
+        update(Send).where(Send.id == send_id, Send.lease_owner == owner)
+        .values(lease_expires_at=utcnow() + LEASE)
+    ).rowcount
+    session.commit()
+    if not renewed:
+        return None
+    send = session.get(Send, send_id)
+    if send is not None:
+        session.refresh(send)
+    return send
+
+
+def release_lease(session: Session, *, send_id: int, owner: str) -> None:
+    session.execute(update(Send).where(Send.id == send_id, Send.lease_owner == owner)
+                    .values(lease_owner="", lease_expires_at=None))
+    session.commit()

@@ -1,0 +1,57 @@
+"""One-off transactional emails (subscription confirmations, warnings to editors).
+
+Rare and never personalised in bulk, so the standard library builds them: speed
+does not matter here, and its encoding and header checks are well tried.
+"""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import formataddr, formatdate, make_msgid
+
+from mailer.config import Settings
+from mailer.delivery.dkim import signer_for
+from mailer.delivery.transport import open_transport
+from mailer.errors import SendError
+
+
+def build_notice(settings: Settings, *, to: str, subject: str, text: str, html: str | None = None) -> EmailMessage:
+    """The message, unsigned; `SendError` for an unusable address or subject."""
+    message = EmailMessage(policy=SMTP)
+    try:
+        message["From"] = formataddr((settings.sender_name, settings.sender_address))
+        message["To"] = to
+        message["Subject"] = subject
+    except (ValueError, IndexError) as exc:  # CR/LF in a value, or an address that does not parse
+        raise SendError(f"cannot send a notice to {to!r}: {exc}") from None
+    addresses = message["To"].addresses
+    if len(addresses) != 1 or not (addresses[0].username and addresses[0].domain):
+        raise SendError(f"a notice goes to exactly one email address, not {to!r}")
+    message["Date"] = formatdate(usegmt=True)
+    message["Message-ID"] = make_msgid(domain=settings.sender_domain)
+    if settings.reply_to:
+        message["Reply-To"] = settings.reply_to
+    message["Auto-Submitted"] = "auto-generated"  # RFC 3834: asks for no out-of-office replies
+    message.set_content(text)
+    if html is not None:
+        message.add_alternative(html, subtype="html")
+    return message
+
+
+def send_notice(settings: Settings, *, to: str, subject: str, text: str, html: str | None = None) -> str:
+    """Send one email now through the configured transport; returns the server's reply.
+
+    Raises `TransportError` (temporary or permanent) when it is not accepted.
+    """
+    message = build_notice(settings, to=to, subject=subject, text=text, html=html)
+    data = message.as_bytes()
+    signer = signer_for(settings)
+    if signer:
+        data = signer.sign(data)
+    address = message["To"].addresses[0].addr_spec
+    transport = open_transport(settings)
+    try:
+        return transport.send(settings.return_path or settings.sender_address, address, data)
+    finally:
+        transport.close()

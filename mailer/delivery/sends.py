@@ -1,0 +1,178 @@
+"""Sends: an issue frozen for an audience, its queue of deliveries, and its status.
+
+The rendered issue is frozen in `Send.content` when the send is created (so a
+broken issue is caught at once and later edits do not change it), as JSON of
+`Rendered.to_dict()` per variant ("en", "cy", "both"). The audience is taken
+when the send starts (`enqueue`), so people who join before then get it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import exists, func, insert, literal, select, update
+from sqlmodel import Session
+
+from mailer.config import Settings
+from mailer.content import RENDER_LANGUAGES, Issue, Rendered, load_issue, render_issue
+from mailer.errors import NotFound, SendError
+from mailer.store.models import Delivery, DeliveryStatus, Send, SendStatus, Topic, utcnow
+from mailer.store.subscribers import audience_query
+
+STARTABLE = (SendStatus.draft, SendStatus.scheduled, SendStatus.missed, SendStatus.sending, SendStatus.paused)
+
+
+def create_send(session: Session, *, settings: Settings, issue_path: Path | str, topics: Sequence[str] = (),
+                languages: Sequence[str] = (), scheduled_at: datetime | None = None) -> Send:
+    """Render every variant of the issue now and freeze it; status `scheduled` when a time is given, else `draft`.
+
+    `topics` default to the issue's own; `languages` limit the audience to subscribers of those languages.
+    """
+    issue_path = Path(issue_path)
+    issue = load_issue(issue_path)
+    topics = list(topics or issue.topics)
+    _check_audience(session, topics, languages)
+    content, title = _freeze(settings, issue)
+    send = Send(
+        issue_slug=issue.slug,
+        issue_path=str(issue_path),
+        title=title,
+        status=SendStatus.scheduled if scheduled_at else SendStatus.draft,
+        topics=",".join(topics),
+        languages=",".join(languages),
+        content=content,
+        content_hash=hashlib.sha256(content).hexdigest(),
+        scheduled_at=scheduled_at,
+    )
+    session.add(send)
+    session.commit()
+    session.refresh(send)
+    return send
+
+
+def refresh_content(session: Session, *, settings: Settings, send_id: int) -> Send:
+    """Re-render a send that has not started from its issue file (after the editor fixed something)."""
+    send = get_send(session, send_id=send_id)
+    if send.started_at is not None:
+        raise SendError(f"send {send_id} has started; its content can no longer change")
+    content, title = _freeze(settings, load_issue(Path(send.issue_path)))
+    send.content, send.title = content, title
+    send.content_hash = hashlib.sha256(content).hexdigest()
+    session.add(send)
+    session.commit()
+    session.refresh(send)
+    return send
+
+
+def render_variants(settings: Settings, issue: Issue) -> dict[str, Rendered]:
+    """Every variant of the issue, its first language first: each language it is written in, and
+    "both" when there are two (subscribers who chose both get one bilingual email)."""
+    variants = list(issue.languages) + (["both"] if len(issue.languages) > 1 else [])
+    return {variant: render_issue(issue, settings, variant) for variant in variants}
+
+
+def _freeze(settings: Settings, issue: Issue) -> tuple[bytes, str]:
+    """The JSON of every rendered variant and the send's title."""
+    rendered = render_variants(settings, issue)
+    content = json.dumps({variant: r.to_dict() for variant, r in rendered.items()}, ensure_ascii=False)
+    return content.encode("utf-8"), next(iter(rendered.values())).subject
+
+
+def _check_audience(session: Session, topics: Sequence[str], languages: Sequence[str]) -> None:
+    unknown = [language for language in languages if language not in RENDER_LANGUAGES]
+    if unknown:
+        raise SendError(f"unknown language {', '.join(unknown)}; use {', '.join(RENDER_LANGUAGES)}")
+    known = set(session.execute(select(Topic.name).where(Topic.name.in_(list(topics)))).scalars())
+    missing = [topic for topic in topics if topic not in known]
+    if missing:
+        raise SendError(f"no topic named {', '.join(missing)} (see `mailer topics list`)")
+
+
+def rendered_variants(send: Send) -> dict[str, Rendered]:
+    """The frozen content of a send, by variant."""
+    return {variant: Rendered.from_dict(data) for variant, data in json.loads(send.content).items()}
+
+
+def send_tag(settings: Settings, send: Send) -> str:
+    """A short tag unique to this send in this database, stable across runs (for Message-IDs)."""
+    key = f"send:{send.id}:{send.created_at.isoformat()}".encode()
+    return hmac.new(settings.secret_key.encode(), key, hashlib.sha256).hexdigest()[:10]
+
+
+def get_send(session: Session, *, send_id: int) -> Send:
+    send = session.get(Send, send_id)
+    if send is None:
+        raise NotFound(f"no send with id {send_id} (see `mailer sends list`)")
+    return send
+
+
+def audience_size(session: Session, *, topics: Sequence[str] = (), languages: Sequence[str] = ()) -> int:
+    """How many subscribers a send with these topics and languages would go to now."""
+    query = audience_query(topics=topics, languages=languages).order_by(None).subquery()
+    return session.execute(select(func.count()).select_from(query)).scalar_one()
+
+
+def enqueue(session: Session, *, send_id: int) -> int:
+    """Write one queued delivery per subscriber in the audience, in one INSERT ... SELECT.
+
+    Idempotent: a subscriber already queued for this send is not added again.
+    Returns the number of rows added.
+    """
+    send = get_send(session, send_id=send_id)
+    audience = audience_query(topics=_split(send.topics), languages=_split(send.languages)).order_by(None).subquery()
+    already = exists().where(Delivery.send_id == send_id, Delivery.subscriber_id == audience.c.id)
+    rows = select(
+        literal(send_id), audience.c.id, audience.c.email, audience.c.language,
+        literal(DeliveryStatus.queued.value), literal(0), literal(""), literal(""), literal(""),
+    ).where(~already)
+    columns = ["send_id", "subscriber_id", "email", "language", "status", "attempts", "reply", "message_id",
+               "claimed_by"]
+    added = session.execute(insert(Delivery).from_select(columns, rows)).rowcount
+    session.commit()
+    return added
+
+
+def start(session: Session, *, send_id: int) -> Send:
+    """Mark a send `sending`, taking its audience the first time. Refuses finished and cancelled sends."""
+    send = get_send(session, send_id=send_id)
+    if send.status not in STARTABLE:
+        raise SendError(f"send {send_id} is {send.status}; it cannot be sent")
+    if send.started_at is None:
+        enqueue(session, send_id=send_id)
+        send.started_at = utcnow()
+    send.status, send.note = SendStatus.sending, ""
+    session.add(send)
+    session.commit()
+    return send
+
+
+def set_status(session: Session, *, send_id: int, status: SendStatus, note: str = "") -> Send:
+    """Pause or cancel a send; a process sending it notices within seconds and stops after the message in flight."""
+    send = get_send(session, send_id=send_id)
+    allowed = {
+        SendStatus.paused: (SendStatus.sending,),
+        SendStatus.cancelled: (SendStatus.draft, SendStatus.scheduled, SendStatus.missed, SendStatus.sending,
+                               SendStatus.paused),
+    }[status]
+    if send.status not in allowed:
+        raise SendError(f"send {send_id} is {send.status}; it cannot be {status}")
+    changed = session.execute(update(Send).where(Send.id == send_id, Send.status == send.status)
+                              .values(status=status, note=note)).rowcount
+    session.commit()
+    if not changed:
+        raise SendError(f"send {send_id} changed status meanwhile; try again")
+    session.refresh(send)
+    return send
+
+
+def list_sends(session: Session, *, limit: int = 50) -> list[Send]:
+    return list(session.execute(select(Send).order_by(Send.id.desc()).limit(limit)).scalars())
+
+
+def _split(value: str) -> list[str]:
+    return [part for part in value.split(",") if part]

@@ -1,0 +1,223 @@
+"""Transports: how finished message bytes leave the process.
+
+The engine needs only `send(sender, recipient, message) -> reply` and `close()`
+(the `Transport` protocol); SMTP and the outbox folder are the two adapters.
+Every refusal comes back as a `TransportError` subclass, sorted the way RFC 5321
+asks: 4xx and 552 are temporary, other 5xx permanent, and anything that breaks
+the connection (421, timeouts, drops) is a `ConnectionFailure`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import smtplib
+import socket
+import ssl
+import threading
+from pathlib import Path
+from typing import Protocol
+
+from mailer.config import Settings
+from mailer.errors import ConnectionFailure, PermanentFailure, TemporaryFailure, TransportError
+
+
+class Transport(Protocol):
+    def send(self, sender: str, recipient: str, message: bytes) -> str:
+        """Hand over one message for one recipient; return the server's acceptance reply."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def open_transport(settings: Settings) -> Transport:
+    """The configured transport: SMTP, or the outbox folder when `smtp_host` is empty."""
+    if not settings.smtp_host:
+        return OutboxTransport(Path(settings.outbox_dir))
+    return SMTPTransport(
+        host=settings.smtp_host,
+        port=settings.smtp_port,
+        security=settings.smtp_security,
+        username=settings.smtp_username,
+        password=settings.smtp_password,
+        timeout=settings.smtp_timeout,
+    )
+
+
+def refusal(code: int, reply: bytes | str, recipient: str | None = None) -> TransportError:
+    """The error for an SMTP reply that is not a success."""
+    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
+    message = f"{code} {text}".replace("\n", " ").strip()
+    if code == 421:  # the server is closing the connection
+        return ConnectionFailure(message, code=code, recipient=recipient)
+    if 400 <= code < 500 or code == 552:
+        return TemporaryFailure(message, code=code, recipient=recipient)
+    if 500 <= code < 600:
+        return PermanentFailure(message, code=code, recipient=recipient)
+    return TemporaryFailure(f"unexpected reply: {message}", code=code, recipient=recipient)
+
+
+def _dot_stuffed(message: bytes) -> bytes:
+    """The DATA payload: CRLF lines (as the builders make them), leading dots doubled, and the final dot."""
+    stuffed = message.replace(b"\r\n.", b"\r\n..")
+    if stuffed.startswith(b"."):
+        stuffed = b"." + stuffed
+    if not stuffed.endswith(b"\r\n"):
+        stuffed += b"\r\n"
+    return stuffed + b".\r\n"
+
+
+class SMTPTransport:
+    """One persistent SMTP connection, opened on first use and reopened after the server closes it.
+
+    Not thread-safe: the engine gives each sending thread its own.
+    """
+
+    def __init__(self, *, host: str, port: int, security: str = "starttls", username: str = "",
+                 password: str = "", timeout: float = 30.0) -> None:
+        self.host = host
+        self.port = port
+        self.security = security
+        self.username = username
+        self.password = password
+        self.timeout = timeout
+        self._client: smtplib.SMTP | None = None
+
+    def _connect(self) -> smtplib.SMTP:
+        context = ssl.create_default_context()
+        if self.security == "tls":
+            client: smtplib.SMTP = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, context=context)
+        else:
+            client = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+        try:
+            # Without TCP_NODELAY, Nagle's algorithm plus delayed ACKs stall small
+            # commands after STARTTLS to ~40 ms each.
+            client.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            client.ehlo()
+            if self.security == "starttls":
+                client.starttls(context=context)
+                client.ehlo()
+            if self.username:
+                client.login(self.username, self.password)
+        except BaseException:
+            client.close()
+            raise
+        return client
+
+    def send(self, sender: str, recipient: str, message: bytes) -> str:
+        try:
+            if self._client is None:
+                self._client = self._connect()
+            client = self._client
+            if client.has_extn("pipelining"):
+                code, reply = self._pipelined(client, sender, recipient, message)
+            else:
+                code, reply = self._stepwise(client, sender, recipient, message)
+            if code != 250:
+                raise refusal(code, reply, recipient)
+            return f"{code} {reply.decode('utf-8', 'replace')}"
+        except TransportError as exc:
+            self._recover(exc)
+            raise
+        except smtplib.SMTPResponseException as exc:  # login or STARTTLS refused: no message can go this way
+            self.close()
+            reply = str(refusal(exc.smtp_code, exc.smtp_error))
+            raise ConnectionFailure(f"{self.host}:{self.port}: {reply}", code=exc.smtp_code) from None
+        except (smtplib.SMTPException, OSError) as exc:  # drops, timeouts, refused connections, TLS errors
+            self.close()
+            what = type(exc).__name__ if not str(exc) else str(exc)
+            raise ConnectionFailure(f"{self.host}:{self.port}: {what}", recipient=recipient) from None
+
+    @staticmethod
+    def _stepwise(client: smtplib.SMTP, sender: str, recipient: str, message: bytes) -> tuple[int, bytes]:
+        """MAIL, RCPT, DATA, each waiting for its reply."""
+        code, reply = client.mail(sender)
+        if code != 250:
+            raise refusal(code, reply, recipient)
+        code, reply = client.rcpt(recipient)
+        if code not in (250, 251):
+            raise refusal(code, reply, recipient)
+        client.putcmd("data")
+        code, reply = client.getreply()
+        if code != 354:
+            raise refusal(code, reply, recipient)
+        client.send(_dot_stuffed(message))
+        return client.getreply()
+
+    @staticmethod
+    def _pipelined(client: smtplib.SMTP, sender: str, recipient: str, message: bytes) -> tuple[int, bytes]:
+        """MAIL, RCPT and DATA in one packet (RFC 2920): two round trips a message instead of four."""
+        client.send(f"MAIL FROM:<{sender}>\r\nRCPT TO:<{recipient}>\r\nDATA\r\n")
+        mail, rcpt, data = client.getreply(), client.getreply(), client.getreply()
+        refused = (refusal(*mail, recipient) if mail[0] != 250
+                   else refusal(*rcpt, recipient) if rcpt[0] not in (250, 251) else None)
+        if data[0] != 354:
+            raise refused or refusal(*data, recipient)
+        if refused:  # a server that says 354 with no valid recipient gets an empty message
+            client.send(b".\r\n")
+            client.getreply()
+            raise refused
+        client.send(_dot_stuffed(message))
+        return client.getreply()
+
+    def _recover(self, error: TransportError) -> None:
+        """After a refusal, reset the transaction; a broken connection is closed and reopened next time."""
+        if self._client is None:
+            return
+        if isinstance(error, ConnectionFailure):
+            self.close()
+            return
+        try:
+            self._client.rset()
+        except (smtplib.SMTPException, OSError):
+            self.close()
+
+    def close(self) -> None:
+        client, self._client = self._client, None
+        if client is None:
+            return
+        try:
+            client.quit()
+        except (smtplib.SMTPException, OSError):
+            client.close()
+
+
+class OutboxTransport:
+    """Writes each message as `NNNNNN.eml` into a folder, the way a receiving server stores it.
+
+    A file appears complete or not at all (written under a temporary name, then
+    linked into place, which also keeps two writers from taking one number).
+    `Return-Path` and `Delivered-To` record the envelope, as a mailbox would.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._numbers: itertools.count | None = None
+
+    def _next_name(self) -> Path:
+        if self._numbers is None:
+            taken = [int(p.stem) for p in self.folder.glob("*.eml") if p.stem.isdigit()]
+            self._numbers = itertools.count(max(taken, default=0) + 1)
+        return self.folder / f"{next(self._numbers):06d}.eml"
+
+    def send(self, sender: str, recipient: str, message: bytes) -> str:
+        envelope = f"Return-Path: <{sender}>\r\nDelivered-To: {recipient}\r\n".encode()
+        temporary = self.folder / f".tmp-{os.getpid()}-{threading.get_ident()}"
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            temporary.write_bytes(envelope + message)
+            while True:
+                name = self._next_name()
+                try:
+                    os.link(temporary, name)
+                    break
+                except FileExistsError:  # another writer took that number
+                    continue
+        except OSError as exc:
+            raise ConnectionFailure(f"cannot write to outbox {self.folder}: {exc}", recipient=recipient) from None
+        finally:
+            temporary.unlink(missing_ok=True)
+        return f"250 written {name.name}"
+
+    def close(self) -> None:
+        """Nothing to close: each message is its own file."""

@@ -1,0 +1,128 @@
+"""`mailer send`, `mailer sends ...`, `mailer dkim keygen`, run as a user would (CliRunner)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from sqlmodel import select
+
+from mailer.cli import main
+from mailer.cli.common import console
+from mailer.cli.common import settings as cli_settings
+from mailer.config import Settings
+from mailer.store.db import new_session
+from mailer.store.models import Delivery, Send, Topic
+from mailer.store.subscribers import add_subscriber
+from tests.delivery.helpers import SAMPLE_ISSUE, env_for
+
+
+@pytest.fixture
+def cli(smtp_settings: Settings, engine, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(console, "_width", 200)
+    env = env_for(smtp_settings.model_copy(update={"languages": ["en", "cy"]}))
+
+    def run(*args: str, input: str | None = None) -> Result:
+        cli_settings.cache_clear()
+        try:
+            return CliRunner().invoke(main, list(args), env=env, input=input, catch_exceptions=False)
+        finally:
+            cli_settings.cache_clear()
+
+    return run
+
+
+@pytest.fixture
+def audience(engine) -> None:  # type: ignore[no-untyped-def]
+    with new_session(engine) as session:
+        session.add(Topic(name="news"))
+        session.commit()
+        add_subscriber(session, email="sian@example.com", name="Siân", language="cy", topics=["news"])
+        add_subscriber(session, email="bob@example.com", name="Bob", language="en", topics=["news"])
+        add_subscriber(session, email="both@example.com", name="", language="both", topics=["news"])
+        add_subscriber(session, email="other@example.com", name="Not in news", language="en")
+        session.commit()
+
+
+def test_send_asks_first_then_sends_and_reports(cli, audience, smtp_server, engine) -> None:  # type: ignore[no-untyped-def]
+    declined = cli("send", str(SAMPLE_ISSUE), input="n\n")
+    assert declined.exit_code == 1 and "3 subscribers" in declined.output and "Aborted" in declined.output
+    assert not smtp_server.messages
+
+    result = cli("send", str(SAMPLE_ISSUE), input="y\n")
+    assert result.exit_code == 0, result.output
+    assert sorted(smtp_server.recipients()) == ["bob@example.com", "both@example.com", "sian@example.com"]
+    assert "finished" in result.output and "Send 1" in result.output
+    subjects = {r.rcpt_tos[0]: r.message["Subject"] for r in smtp_server.messages}
+    assert subjects["sian@example.com"].startswith("Rhwydwaith")
+    assert subjects["bob@example.com"].startswith("A co-production")
+    assert " / " in subjects["both@example.com"]
+
+    shown = cli("sends", "show", "1")
+    assert shown.exit_code == 0 and "finished" in shown.output and "│ cy " in shown.output
+    listed = cli("sends", "list")
+    assert "A co-production network for Wales" in listed.output and "finished" in listed.output
+
+
+def test_topic_and_language_choose_the_audience(cli, audience, smtp_server) -> None:  # type: ignore[no-untyped-def]
+    result = cli("send", str(SAMPLE_ISSUE), "--language", "cy", "--yes")
+    assert result.exit_code == 0, result.output
+    assert smtp_server.recipients() == ["sian@example.com"]
+    nobody = cli("send", str(SAMPLE_ISSUE), "--topic", "news", "--language", "both", "--language", "cy", "--yes")
+    assert nobody.exit_code == 0 and sorted(smtp_server.recipients()) == ["both@example.com", "sian@example.com",
+                                                                          "sian@example.com"]
+    unknown = cli("send", str(SAMPLE_ISSUE), "--topic", "nonesuch", "--yes")
+    assert unknown.exit_code == 1 and "nonesuch" in unknown.output
+
+
+def test_test_copies_are_marked_and_record_nothing(cli, audience, smtp_server, engine) -> None:  # type: ignore[no-untyped-def]
+    result = cli("send", str(SAMPLE_ISSUE), "--test", "editor@example.org", "--test", "sian@example.com")
+    assert result.exit_code == 0, result.output
+    assert sorted(smtp_server.recipients()) == ["editor@example.org", "sian@example.com"]
+    for received in smtp_server.messages:
+        assert received.message["Subject"].startswith("[TEST] ")
+    sian = next(r for r in smtp_server.messages if r.rcpt_tos == ["sian@example.com"])
+    assert "Rhwydwaith" in sian.message["Subject"]  # her language
+    with new_session(engine) as session:
+        assert not session.exec(select(Send)).all() and not session.exec(select(Delivery)).all()
+
+
+def test_resume_pause_and_cancel(cli, audience, smtp_server, smtp_settings, engine) -> None:  # type: ignore[no-untyped-def]
+    from mailer.delivery.sends import create_send, start
+
+    with new_session(engine) as session:
+        send = create_send(session, settings=smtp_settings, issue_path=SAMPLE_ISSUE)
+        start(session, send_id=send.id)
+    paused = cli("sends", "pause", str(send.id))
+    assert paused.exit_code == 0 and "paused" in paused.output
+    assert cli("sends", "pause", str(send.id)).exit_code == 1  # already paused: a clear refusal
+    resumed = cli("send", "--resume", str(send.id))
+    assert resumed.exit_code == 0 and "finished" in resumed.output
+    assert len(smtp_server.recipients()) == 3
+    cancelled = cli("sends", "cancel", str(send.id))
+    assert cancelled.exit_code == 1 and "finished" in cancelled.output
+    missing = cli("sends", "show", "99")
+    assert missing.exit_code == 1 and "no send with id 99" in missing.output
+
+
+def test_usage_errors(cli) -> None:  # type: ignore[no-untyped-def]
+    assert "give an ISSUE" in cli("send").output
+    assert "--resume takes no ISSUE" in cli("send", str(SAMPLE_ISSUE), "--resume", "1").output
+
+
+def test_dkim_keygen_writes_keys_and_prints_the_record(cli, workdir: Path) -> None:  # type: ignore[no-untyped-def]
+    result = cli("dkim", "keygen", "--selector", "news2026", "--out", "keys")
+    assert result.exit_code == 0, result.output
+    assert (workdir / "keys" / "news2026.private").stat().st_mode & 0o777 == 0o600
+    record = next(line for line in result.output.splitlines() if "IN TXT" in line)
+    assert record.startswith('news2026._domainkey.example.org IN TXT "v=DKIM1; k=rsa; p=MII')
+    assert 'dkim_private_key = "keys/news2026.private"' in result.output
+    again = cli("dkim", "keygen", "--selector", "news2026", "--out", "keys")
+    assert again.exit_code == 1 and "already exists" in again.output
+
+
+def test_worker_refuses_sqlite(cli) -> None:  # type: ignore[no-untyped-def]
+    result = cli("worker", "--once")
+    assert result.exit_code == 1 and "needs PostgreSQL" in result.output

@@ -1,0 +1,118 @@
+"""Rate limits, on a clock the test controls: no real waiting."""
+
+from __future__ import annotations
+
+import threading
+
+from mailer.delivery.ratelimit import RateLimiter
+
+
+class Clock:
+    """Time that moves only when someone sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.lock = threading.Lock()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        with self.lock:
+            self.now += seconds
+
+
+def send_times(limiter: RateLimiter, clock: Clock, count: int) -> list[float]:
+    times = []
+    for _ in range(count):
+        assert limiter.acquire()
+        times.append(clock.now)
+    return times
+
+
+def most_in_any_window(times: list[float], width: float) -> int:
+    return max(sum(1 for t in times if start <= t < start + width) for start in times)
+
+
+def test_no_limit_never_waits() -> None:
+    clock = Clock()
+    limiter = RateLimiter(clock=clock, sleep=clock.sleep)
+    assert send_times(limiter, clock, 1000)[-1] == 1000.0
+
+
+def test_per_second_spaces_messages_evenly() -> None:
+    clock = Clock()
+    limiter = RateLimiter(per_second=10, clock=clock, sleep=clock.sleep)
+    times = send_times(limiter, clock, 101)
+    assert times[-1] - times[0] == 10.0
+    assert most_in_any_window(times, 1.0) == 10
+
+
+def test_thirty_a_minute_is_never_exceeded() -> None:
+    clock = Clock()
+    limiter = RateLimiter(per_second=0.5, clock=clock, sleep=clock.sleep)
+    times = send_times(limiter, clock, 120)
+    assert most_in_any_window(times, 60.0) == 30
+
+
+def test_an_idle_spell_does_not_allow_a_burst() -> None:
+    clock = Clock()
+    limiter = RateLimiter(per_second=2, clock=clock, sleep=clock.sleep)
+    send_times(limiter, clock, 3)
+    clock.now += 3600
+    times = send_times(limiter, clock, 5)
+    assert [t - times[0] for t in times] == [0.0, 0.5, 1.0, 1.5, 2.0]
+
+
+def test_per_hour_is_a_sliding_window() -> None:
+    clock = Clock()
+    limiter = RateLimiter(per_hour=100, clock=clock, sleep=clock.sleep)
+    times = send_times(limiter, clock, 250)
+    assert times[99] == 1000.0 and times[100] == 4600.0 and times[200] == 8200.0
+    assert most_in_any_window(times, 3600.0) == 100
+
+
+def test_per_second_and_per_hour_together() -> None:
+    clock = Clock()
+    limiter = RateLimiter(per_second=5, per_hour=20, clock=clock, sleep=clock.sleep)
+    times = send_times(limiter, clock, 40)
+    assert most_in_any_window(times, 1.0) == 5
+    assert most_in_any_window(times, 3600.0) == 20
+
+
+def test_messages_sent_by_an_earlier_run_count_towards_the_hour() -> None:
+    clock = Clock()
+    limiter = RateLimiter(per_hour=10, clock=clock, sleep=clock.sleep, sent_recently=[clock.now - 1800] * 8)
+    times = send_times(limiter, clock, 3)
+    assert times == [1000.0, 1000.0, 1000.0 + 1800]
+
+
+def test_limits_hold_across_threads() -> None:
+    clock = Clock()
+    limiter = RateLimiter(per_second=20, clock=clock, sleep=clock.sleep)
+    times: list[float] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        for _ in range(25):
+            limiter.acquire()
+            with lock:
+                times.append(clock.now)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(times) == 100 and most_in_any_window(sorted(times), 1.0) <= 20
+
+
+def test_cancel_wakes_a_waiter() -> None:
+    limiter = RateLimiter(per_second=0.001)  # real clock: the second message would wait 1000 s
+    assert limiter.acquire()
+    result: list[bool] = []
+    waiter = threading.Thread(target=lambda: result.append(limiter.acquire()))
+    waiter.start()
+    limiter.cancel()
+    waiter.join(timeout=5)
+    assert result == [False]

@@ -1,0 +1,127 @@
+"""Several senders on one send with PostgreSQL: disjoint claims, and two `mailer worker` processes exactly once."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import create_engine, insert, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+from sqlmodel import SQLModel
+
+from mailer.delivery import queue
+from mailer.delivery.sends import start
+from mailer.store.db import make_engine, new_session, upgrade
+from mailer.store.models import Send, SendStatus, Subscriber, utcnow
+from tests.delivery.helpers import content, deliveries, env_for
+
+pytestmark = pytest.mark.postgres
+POSTGRES_URL = os.environ.get("MAILER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(scope="module")
+def postgres_database() -> Iterator[str]:
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
+    try:
+        admin.connect().close()
+    except OperationalError as exc:
+        pytest.skip(f"PostgreSQL does not answer at {POSTGRES_URL}: {exc.orig}")
+    name = f"mailer_delivery_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    yield url
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def pg(postgres_database: str):  # type: ignore[no-untyped-def]
+    engine = make_engine(postgres_database)
+    tables = ", ".join(f'"{table.name}"' for table in SQLModel.metadata.sorted_tables)
+    with engine.begin() as connection:
+        connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    yield engine
+    engine.dispose()
+
+
+def started_send(engine, count: int) -> int:  # type: ignore[no-untyped-def]
+    """`count` active subscribers and a send to them, started (queued, status `sending`)."""
+    now = utcnow()
+    with new_session(engine) as session:
+        session.execute(insert(Subscriber), [
+            {"email": f"reader{n}@example.com", "email_key": f"reader{n}@example.com", "name": f"Reader {n}",
+             "language": "en", "status": "active", "source": "test", "consent_text": "", "created_at": now,
+             "status_changed_at": now} for n in range(count)])
+        send = Send(issue_slug="test", title="Network news", content=content())
+        session.add(send)
+        session.commit()
+        start(session, send_id=send.id)
+        return send.id
+
+
+def test_concurrent_claims_never_overlap(pg) -> None:  # type: ignore[no-untyped-def]
+    send_id = started_send(pg, 400)
+    claimed: list[list[int]] = []
+    barrier = threading.Barrier(4)
+
+    def claimer(n: int) -> None:
+        mine: list[int] = []
+        with pg.connect() as conn:
+            barrier.wait()
+            while True:
+                batch, _ = queue.claim(conn, send_id=send_id, owner=f"test:{n}", limit=37, now=utcnow())
+                if not batch:
+                    break
+                mine.extend(c.id for c in batch)
+        claimed.append(mine)
+
+    threads = [threading.Thread(target=claimer, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    everything = [delivery_id for mine in claimed for delivery_id in mine]
+    assert len(everything) == len(set(everything)) == 400
+    assert sum(1 for mine in claimed if mine) > 1
+
+
+def test_two_workers_send_one_send_exactly_once(pg, postgres_database, smtp_settings, smtp_server, workdir) -> None:  # type: ignore[no-untyped-def]
+    count = 1500
+    send_id = started_send(pg, count)
+    env = {**os.environ, **env_for(smtp_settings.model_copy(update={"database_url": postgres_database}))}
+    command = [sys.executable, "-m", "mailer", "worker", "--send", str(send_id), "--once"]
+    workers = [subprocess.Popen(command, env=env, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True) for _ in range(2)]
+    outputs = [worker.communicate(timeout=120)[0] for worker in workers]
+    assert [worker.returncode for worker in workers] == [0, 0], outputs
+
+    received = Counter(smtp_server.recipients())
+    assert len(received) == count and set(received.values()) == {1}
+    assert {d.status for d in deliveries(pg, send_id).values()} == {"sent"}
+    with new_session(pg) as session:
+        assert session.get(Send, send_id).status == SendStatus.finished
+    sent = [int(output.rsplit("Worker done: ", 1)[1].split()[0]) for output in outputs]
+    assert sum(sent) == count
+
+
+def test_deliver_on_postgresql_commits_each_outcome(pg, postgres_database, smtp_settings, smtp_server) -> None:  # type: ignore[no-untyped-def]
+    from mailer.delivery.engine import deliver
+
+    send_id = started_send(pg, 50)
+    smtp_server.rules["reader3@example.com"] = "451 4.3.0 Try later"
+    settings = smtp_settings.model_copy(update={"database_url": postgres_database, "smtp_connections": 2})
+    report = deliver(settings, send_id)
+    assert report.counts["sent"] == 49 and report.counts["deferred"] == 1 and report.status == "sending"
+    assert len(smtp_server.recipients()) == 49

@@ -138,7 +138,7 @@ def _dsn(part: Message) -> list[Failure]:
         )
         status, code = _header(block, "Status"), _header(block, "Diagnostic-Code")
         diagnostic = code if status in code else f"{status} {code}".strip()
-        kind = _kind(failed=not action.startswith("delayed"), status=status, diagnostic=code)
+        kind = failure_kind(failed=not action.startswith("delayed"), status=status, diagnostic=code)
         failures.append(Failure(_address(recipient), kind, diagnostic))
     return failures
 
@@ -159,11 +159,11 @@ def _heuristic(message: Message, parts: list[Message]) -> list[Failure]:
     for raw, failed in [(address, False) for address in sorted(temporary)] + [(address, True) for address in sorted(permanent)]:
         address = raw.decode("ascii")
         diagnostic = next((line for line in lines if address.lower() in line.lower()), lines[0] if lines else "")
-        failures.append(Failure(address, _kind(failed=failed, status="", diagnostic=diagnostic), diagnostic))
+        failures.append(Failure(address, failure_kind(failed=failed, status="", diagnostic=diagnostic), diagnostic))
     return failures
 
 
-def _kind(*, failed: bool, status: str, diagnostic: str) -> BounceKind:
+def failure_kind(*, failed: bool, status: str, diagnostic: str) -> BounceKind:
     """Permanent only when delivery has given up and the fault is the address's own.
 
     A 4.x.x status is temporary even under `Action: failed` (an MTA that gave up

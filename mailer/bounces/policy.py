@@ -18,16 +18,24 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, exists, select
 from sqlmodel import Session
 
-from mailer.bounces.classify import MAX_MESSAGE_BYTES, TOO_BIG, Classification, Failure, MalformedMessage, classify
+from mailer.bounces.classify import (
+    MAX_MESSAGE_BYTES,
+    TOO_BIG,
+    Classification,
+    Failure,
+    MalformedMessage,
+    classify,
+    failure_kind,
+)
 from mailer.bounces.mailbox import Mailbox, display_name, open_mailbox
 from mailer.config import Settings
 from mailer.errors import BounceError
 from mailer.store import subscribers
 from mailer.store.db import make_engine, new_session, require_current
-from mailer.store.models import Bounce, BounceKind, Delivery, Subscriber
+from mailer.store.models import Bounce, BounceKind, Delivery, DeliveryStatus, Subscriber
 
 log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())  # `mailer bounces process` prints skipped messages itself; `mailer run` sets up logging
@@ -136,6 +144,33 @@ def record(session: Session, settings: Settings, classification: Classification,
         if subscriber.status != before:
             report.changes.append((subscriber.email, str(subscriber.status)))
     session.flush()
+
+
+def record_refusals(session: Session, settings: Settings, *, send_id: int) -> ProcessReport:
+    """Treat the addresses a server refused while sending (a 5xx reply to RCPT or DATA) as bounces.
+
+    The same policy as for a bounce message applies: "550 5.1.1 no such user" marks
+    the subscriber bounced at once, while a 5.7.x spam block only counts as a
+    temporary failure. Each refused delivery is recorded once (no commit).
+    """
+    report = ProcessReport(mailbox=f"send {send_id}")
+    refused = session.scalars(
+        select(Delivery).where(
+            Delivery.send_id == send_id,
+            Delivery.status == DeliveryStatus.failed,
+            Delivery.reply.like("5%"),
+            ~exists().where(Bounce.delivery_id == Delivery.id),
+        )
+    ).all()
+    for delivery in refused:
+        kind = failure_kind(failed=True, status="", diagnostic=delivery.reply)
+        refusal = Classification(
+            message_id=f"refused-at-send:{delivery.id}",
+            failures=(Failure(delivery.email, kind, delivery.reply),),
+            delivery_ids=(delivery.id,),
+        )
+        record(session, settings, refusal, report)
+    return report
 
 
 def _targets(session: Session, classification: Classification) -> list[tuple[Failure, Delivery | None, Subscriber | None]]:

@@ -22,6 +22,7 @@ from datetime import timedelta
 
 from sqlalchemy import Connection, Engine, update
 
+from mailer.bounces.policy import record_refusals
 from mailer.config import Settings
 from mailer.delivery import journal, queue
 from mailer.delivery.dkim import DkimSigner, signer_for
@@ -253,6 +254,9 @@ class Run:
                 conn.execute(update(Send).where(Send.id == self.send_id, Send.status == SendStatus.sending)
                              .values(status=SendStatus.finished, finished_at=utcnow(), note=""))
             conn.commit()
+        with new_session(self.engine) as session:  # addresses refused outright stop getting mail, like bounces
+            record_refusals(session, self.settings, send_id=self.send_id)
+            session.commit()
         if self.on_progress:
             self.on_progress(self.progress())
 

@@ -219,7 +219,7 @@ class Runner:
             log.info("runner %s stopped", self.owner)
 
     def run_until_sent(self, send_id: int, *, timeout: float) -> Send:
-        """Run (without the web pages) until the send has gone out or `timeout` seconds pass: for the demo."""
+        """Run (without the web pages) until the send has gone out or `timeout` seconds pass: for scripts and tests."""
         def sent() -> bool:
             with new_session(self.engine) as session:
                 send = session.get(Send, send_id)
@@ -308,11 +308,10 @@ class _WebServer:
     def __init__(self, settings: Settings, engine: Engine) -> None:
         import uvicorn
 
-        from mailer.web import create_app
+        from mailer.web.server import server_config
 
         self.url = f"http://{settings.web_host}:{settings.web_port}"
-        self.server = uvicorn.Server(uvicorn.Config(create_app(settings, engine=engine), host=settings.web_host,
-                                                    port=settings.web_port, log_level="warning"))
+        self.server = uvicorn.Server(server_config(settings, engine=engine))
         self.thread = threading.Thread(target=self.server.run, name="web", daemon=True)
         self.thread.start()
         while not self.server.started:

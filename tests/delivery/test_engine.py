@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import update
 from sqlmodel import select
 
+from mailer.bounces.policy import record_refusals
 from mailer.config import Settings
 from mailer.delivery import journal
 from mailer.delivery.engine import deliver
@@ -20,7 +21,7 @@ from mailer.delivery.lease import new_owner, take_lease
 from mailer.delivery.sends import enqueue, get_send, set_status, start
 from mailer.errors import SendError
 from mailer.store.db import new_session
-from mailer.store.models import Delivery, DeliveryStatus, Send, SendStatus, Subscriber, utcnow
+from mailer.store.models import Bounce, Delivery, DeliveryStatus, Send, SendStatus, Subscriber, utcnow
 from mailer.store.subscribers import forget, get_by_email, unsubscribe
 from tests.delivery.helpers import deliveries, people
 from tests.fixtures.smtp import free_port
@@ -101,6 +102,20 @@ def test_refusals_drops_and_retries(smtp_settings, smtp_server, make_send, engin
     assert report.status == "finished" and report.counts["sent"] == 11 and report.counts["failed"] == 1
     assert sorted(smtp_server.recipients()) == sorted(e for e, _, _ in recipients if e != "reader1@example.com")
     assert deliveries(engine, send_id)["reader2@example.com"].attempts == 2
+
+
+def test_an_address_refused_outright_is_marked_bounced(smtp_settings, smtp_server, make_send, engine) -> None:  # type: ignore[no-untyped-def]
+    send_id = make_send(people(3))
+    smtp_server.rules.update({"reader1@example.com": "550 5.1.1 No such user",
+                              "reader2@example.com": "554 5.7.1 Message rejected as spam"})
+    deliver(smtp_settings, send_id)
+    with new_session(engine) as session:
+        assert record_refusals(session, smtp_settings, send_id=send_id).permanent == 0  # recorded once only
+        assert get_by_email(session, email="reader1@example.com").status == "bounced"
+        # A spam block faults the message, not the address: counted, not yet bounced.
+        assert get_by_email(session, email="reader2@example.com").status == "active"
+        kinds = sorted((b.address, b.kind) for b in session.exec(select(Bounce)).all())
+    assert kinds == [("reader1@example.com", "permanent"), ("reader2@example.com", "temporary")]
 
 
 def test_temporary_failures_give_up_at_the_deadline(smtp_settings, smtp_server, make_send, engine) -> None:  # type: ignore[no-untyped-def]

@@ -6,44 +6,27 @@ import os
 import subprocess
 import sys
 import threading
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import create_engine, insert, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import insert, text
 from sqlmodel import SQLModel
 
 from mailer.delivery import queue
 from mailer.delivery.sends import start
-from mailer.store.db import make_engine, new_session, upgrade
+from mailer.store.db import make_engine, new_session
 from mailer.store.models import Send, SendStatus, Subscriber, utcnow
 from tests.delivery.helpers import content, deliveries, env_for
+from tests.fixtures.postgres import fresh_database
 
 pytestmark = pytest.mark.postgres
-POSTGRES_URL = os.environ.get("MAILER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
 @pytest.fixture(scope="module")
 def postgres_database() -> Iterator[str]:
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
-    try:
-        admin.connect().close()
-    except OperationalError as exc:
-        pytest.skip(f"PostgreSQL does not answer at {POSTGRES_URL}: {exc.orig}")
-    name = f"mailer_delivery_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    engine = make_engine(url)
-    upgrade(engine)
-    engine.dispose()
-    yield url
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with fresh_database("mailer_delivery") as url:
+        yield url
 
 
 @pytest.fixture

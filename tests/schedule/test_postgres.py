@@ -2,41 +2,28 @@
 
 from __future__ import annotations
 
-import os
 import threading
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import create_engine, make_url, text
-from sqlalchemy.exc import OperationalError
 
 from mailer.errors import ScheduleError
 from mailer.store.models import utcnow
 
+from tests.fixtures.postgres import fresh_database
+
 from .conftest import status, tick
 
 pytestmark = pytest.mark.postgres
-POSTGRES_URL = os.environ.get("MAILER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
 @pytest.fixture
 def settings(settings) -> Iterator:
     """The shared settings on a fresh PostgreSQL database of its own, dropped afterwards."""
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
-    try:
-        admin.connect().close()
-    except OperationalError as exc:
-        pytest.skip(f"PostgreSQL does not answer at {POSTGRES_URL}: {exc.orig}")
-    name = f"mailer_schedule_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    yield settings.model_copy(update={"database_url": make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)})
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with fresh_database("mailer_schedule", migrated=False) as url:
+        yield settings.model_copy(update={"database_url": url})
 
 
 def test_a_timed_send_fires_through_the_job_store_on_postgresql(runners, scheduled, subscribers, smtp_server):

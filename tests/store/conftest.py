@@ -6,46 +6,27 @@ migrations, dropped at the end) and is emptied before each test.
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from sqlalchemy import make_url, text
-from sqlalchemy.exc import OperationalError
-from sqlmodel import Session, SQLModel, create_engine
+from sqlalchemy import text
+from sqlmodel import Session, SQLModel
 
 from mailer.cli import main
 from mailer.cli.common import console
 from mailer.cli.common import settings as cli_settings
 from mailer.config import Settings
-from mailer.store.db import make_engine, new_session, upgrade
+from mailer.store.db import make_engine, new_session
 from mailer.store.models import Topic
-
-POSTGRES_URL = os.environ.get("MAILER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-
+from tests.fixtures.postgres import fresh_database
 
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A fresh database on the test server, at the newest migration, dropped after the run."""
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
-    try:
-        admin.connect().close()
-    except OperationalError as exc:
-        pytest.skip(f"PostgreSQL does not answer at {POSTGRES_URL}: {exc.orig}")
-    name = f"mailer_store_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    engine = make_engine(url)
-    upgrade(engine)
-    engine.dispose()
-    yield url
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with fresh_database("mailer_store") as url:
+        yield url
 
 
 def _empty(url: str) -> None:

@@ -177,6 +177,25 @@ def test_which_language_comes_first_is_a_setting(smtp_settings, readers, send_is
     assert received[readers["cy"]]["Subject"] == TITLES["cy"]  # one-language readers are not affected
 
 
+def test_a_reader_without_a_name_is_greeted_in_each_language(smtp_settings, readers, send_issue, engine) -> None:  # type: ignore[no-untyped-def]
+    with new_session(engine) as session:
+        add_subscriber(session, email="anon@example.com", language="both", topics=["news"])
+        session.commit()
+    send_id, _, received = send_issue(smtp_settings)
+    text, page = parts(received["anon@example.com"])
+    for part in (text, page):
+        assert "Annwyl gyfaill," in part and "Dear friend," in part and "Dear gyfaill" not in part
+    assert "You subscribed to Newsletter with the address anon@example.com." in text + page
+
+    # The web version names nobody: the same greetings, and no "...with the address ." in the footer.
+    with TestClient(create_app(smtp_settings, engine=engine), base_url=smtp_settings.base_url) as client:
+        for language, greetings in (("both", ("Annwyl gyfaill,", "Dear friend,")), ("en", ("Dear friend,",)),
+                                    ("cy", ("Annwyl gyfaill,",))):
+            web_version = html.unescape(client.get(f"/archive/{send_id}?lang={language}").text)
+            assert all(greeting in web_version for greeting in greetings), language
+            assert "with the address" not in web_version and "gyda'r cyfeiriad" not in web_version, language
+
+
 # --- 2. a missing translation is caught -------------------------------------------------------------
 
 
@@ -252,7 +271,7 @@ def test_welsh_letters_survive_every_step(smtp_settings, readers, send_issue, we
                       "ymwneud â phob un"):
             assert words in text, words
             assert words in page, words
-        assert f"<title>{subject}</title>" in page
+        assert f"<title>{WELSH_TITLE}</title>" in page  # Welsh first; a <title> cannot mark a second language
 
     with TestClient(create_app(smtp_settings, engine=engine), base_url=smtp_settings.base_url) as client:
         web_version = client.get(f"/archive/{send_id}?lang=cy")

@@ -14,7 +14,7 @@ from email.utils import format_datetime, make_msgid
 from pathlib import Path
 
 from mailer.config import Settings
-from mailer.content.personalise import Personaliser, greeting_name
+from mailer.content.personalise import Personaliser
 from mailer.content.render import Rendered, render_issue
 from mailer.content.schema import Issue
 from mailer.tokens import archive_url, preferences_url, unsubscribe_url
@@ -27,7 +27,7 @@ SAMPLE_ID = 0  # no subscriber has id 0: the sample's links are valid tokens tha
 def sample_values(settings: Settings, language: str) -> dict[str, str]:
     """Placeholder values for a made-up subscriber, with links of realistic length."""
     return {
-        "name": greeting_name(SAMPLE_NAMES.get(language, ""), language, first=settings.bilingual_first),
+        "name": SAMPLE_NAMES.get(language, ""),
         "email": SAMPLE_EMAIL,
         "unsubscribe_url": unsubscribe_url(settings, SAMPLE_ID),
         "preferences_url": preferences_url(settings, SAMPLE_ID),

@@ -22,6 +22,7 @@ from markupsafe import Markup
 from premailer import Premailer
 
 from mailer.config import Settings
+from mailer.content.personalise import optional
 from mailer.content.schema import Issue
 from mailer.content.text import render_text
 from mailer.content.view import IssueView, issue_view
@@ -101,7 +102,7 @@ def render_mjml(views: list[IssueView], templates: Path) -> str:
     blocks.extend(_render(templates, view.lang, BLOCK, vars(view)) for view in views)
     return _render(templates, first, LAYOUT, {
         "lang": first,
-        "title": " / ".join(view.title for view in views),
+        "title": views[0].title,  # <title> and the aria-label MJML makes of it hold no markup to mark a second language
         "preheader": " / ".join(view.preheader for view in views if view.preheader),
         "blocks": [Markup(block) for block in blocks],
     })
@@ -157,4 +158,6 @@ def environment(templates: str, language: str) -> Environment:
         lstrip_blocks=True,
     )
     install(env, language)
+    # {% filter optional("email") %}...{% endfilter %}: left out for a recipient without an address.
+    env.filters["optional"] = lambda content, field: Markup(optional(content, field))
     return env

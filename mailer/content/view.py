@@ -120,8 +120,10 @@ def issue_view(issue: Issue, settings: Settings, language: str) -> IssueView:
 
 def _placeholders(language: str) -> dict[str, str]:
     """The per-recipient markers, with the links to our own pages asking for this block's language:
-    whoever reads the English half of a bilingual email gets English pages, whatever they chose."""
+    whoever reads the English half of a bilingual email gets English pages, whatever they chose.
+    The name is this block's own, so a reader without one is greeted in the block's words."""
     markers = {field: placeholder(field) for field in PLACEHOLDER_FIELDS}
+    markers["name"] = placeholder("name", language)
     for field in PAGE_LINKS:
         markers[field] += f"?lang={language}"
     return markers

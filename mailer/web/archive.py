@@ -21,7 +21,7 @@ from sqlmodel import Session
 from starlette.exceptions import HTTPException
 
 from mailer import i18n
-from mailer.content import Personaliser, greeting_name
+from mailer.content import Personaliser
 from mailer.delivery.sends import rendered_variants
 from mailer.store.models import Send, SendStatus
 from mailer.tokens import archive_url
@@ -90,8 +90,8 @@ def issue(send_id: SendId, request: Request, db: DB) -> Response:
     language = next((candidate for candidate in (request.query_params.get("lang"), ctx.pages.language(request))
                      if candidate in variants), next(iter(variants)))
     neutral = {
-        "name": greeting_name("", language, first=ctx.settings.bilingual_first),
-        "email": "",
+        "name": "",  # each language block greets its own way ("Dear friend,")
+        "email": "",  # which leaves out the footer's "You subscribed ... with the address ..."
         # A reader of the web version is not the recipient: send them where anyone may subscribe.
         "unsubscribe_url": f"{ctx.settings.base_url}/subscribe",
         "preferences_url": f"{ctx.settings.base_url}/subscribe",

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from mailer.content import PLACEHOLDER_FIELDS, Personaliser, Rendered, greeting_name, load_issue, placeholder, render_issue
-from tests.content.conftest import SAMPLE_EN
+from mailer.content.personalise import optional
+from tests.content.conftest import SAMPLE_BILINGUAL, SAMPLE_EN
 
 VALUES = {
     "name": "Siân",
@@ -24,8 +27,10 @@ def test_placeholders_are_plain_words():
     assert placeholder("unsubscribe_url") == "__MAILER_UNSUBSCRIBE_URL__"
     assert [placeholder(field) for field in PLACEHOLDER_FIELDS] == [
         "__MAILER_NAME__", "__MAILER_EMAIL__", "__MAILER_UNSUBSCRIBE_URL__", "__MAILER_PREFERENCES_URL__", "__MAILER_WEB_URL__"]
-    with pytest.raises(ValueError):
-        placeholder("password")
+    assert placeholder("name", "cy") == "__MAILER_NAME_CY__"  # the name in a Welsh block
+    for field, language in (("password", None), ("email", "cy"), ("name", "fr")):
+        with pytest.raises(ValueError):
+            placeholder(field, language)
 
 
 def test_fills_every_part():
@@ -73,6 +78,69 @@ def test_greeting_name_fallbacks():
     assert greeting_name("  Siân  ", "cy") == "Siân"
     assert greeting_name("", "en") == "friend"
     assert greeting_name(None, "cy") == "gyfaill"
-    assert greeting_name("", "both", first="cy") == "gyfaill"
-    assert greeting_name("", "both", first="en") == "friend"
+    assert greeting_name("", "both", first="cy") == ""  # the Personaliser greets each block in its own words
+    assert greeting_name(" Siân ", "both", first="en") == "Siân"
     assert greeting_name("Bad\r\nName", "en") == "Bad Name"
+
+
+@pytest.fixture
+def bilingual(settings) -> Personaliser:
+    return Personaliser(render_issue(load_issue(SAMPLE_BILINGUAL), settings, "both"))
+
+
+@pytest.mark.parametrize("name", ["", "  ", None])
+def test_a_bilingual_reader_without_a_name_is_greeted_in_each_language(bilingual, name):
+    # Whether the caller passes the bare (empty) name or what greeting_name makes of it, as delivery does.
+    value = greeting_name(name, "both") if name is not None else ""
+    html, text = bilingual.html({**VALUES, "name": value}), bilingual.text({**VALUES, "name": value})
+    for part in (html, text):
+        assert "Annwyl gyfaill," in part and "Dear friend," in part
+        assert "Dear gyfaill" not in part and "Annwyl friend" not in part
+        assert part.index("Annwyl gyfaill,") < part.index("Dear friend,")
+
+
+def test_a_bilingual_reader_with_a_name_gets_it_in_both_greetings(bilingual):
+    text = bilingual.text({**VALUES, "name": "Siân\r\nBcc: x"})
+    assert "Annwyl Siân Bcc: x," in text and "Dear Siân Bcc: x," in text
+
+
+def test_an_unmarked_name_falls_back_to_the_language_of_the_email():
+    """Sends frozen before names were marked per block carry `__MAILER_NAME__`: their first language's word."""
+    both = Personaliser(Rendered("both", "", "", '<html lang="cy"><p>Annwyl __MAILER_NAME__, Dear __MAILER_NAME__,</p>', "", ""))
+    assert both.html({"name": ""}) == '<html lang="cy"><p>Annwyl gyfaill, Dear gyfaill,</p>'
+    assert make("Dear __MAILER_NAME__,").html({"name": ""}) == "Dear friend,"
+    assert make("Dear __MAILER_NAME__,").html({"name": "Siân"}) == "Dear Siân,"
+
+
+OPTIONAL = "<p>a</p>__MAILER_IF_EMAIL__<p>to __MAILER_EMAIL__ (__MAILER_NAME__)</p>__MAILER_ENDIF__<p>b</p>"
+
+
+def test_optional_text_is_left_out_without_its_value():
+    personal = make(OPTIONAL)
+    assert personal.html({"name": "", "email": ""}) == "<p>a</p><p>b</p>"
+    assert personal.html({"name": "", "email": "  "}) == "<p>a</p><p>b</p>"
+    assert personal.html({"name": "A&B", "email": "x<y>@example.org"}) == \
+        "<p>a</p><p>to x&lt;y&gt;@example.org (A&amp;B)</p><p>b</p>"
+    assert personal.fields == {"name", "email"}
+    assert optional("<p>to __MAILER_EMAIL__</p>", "email") == "__MAILER_IF_EMAIL__<p>to __MAILER_EMAIL__</p>__MAILER_ENDIF__"
+
+
+def test_optional_text_is_one_value_so_the_literal_parts_never_change():
+    """The delivery engine encodes the literal parts once per send from blank values: they must not depend on values."""
+    personal = make(OPTIONAL)
+    blank = dict.fromkeys(PLACEHOLDER_FIELDS, "")
+    full = {**VALUES, "email": "sian@example.org"}
+    assert personal.html_pieces(blank)[0::2] == personal.html_pieces(full)[0::2] == ["<p>a</p>", "<p>b</p>"]
+    assert personal.html_pieces(full)[1::2] == ["<p>to sian@example.org (Siân)</p>"]
+
+
+def test_the_web_version_leaves_out_why_you_get_this_email(bilingual):
+    """The archive passes an empty address: no "...with the address ." in either language."""
+    anonymous = bilingual.html({**VALUES, "name": "", "email": ""})
+    assert "with the address" not in anonymous and "gyda'r cyfeiriad" not in anonymous
+    assert "Why you get this email" not in anonymous and "Dad-danysgrifio" in anonymous
+    personal = bilingual.html(VALUES)
+    assert "You subscribed to Newsletter with the address sian@example.org." in personal
+    assert "Fe wnaethoch chi danysgrifio i Newsletter gyda'r cyfeiriad sian@example.org." in personal
+    for section in re.findall(r"__MAILER_IF_EMAIL__.*?__MAILER_ENDIF__", bilingual.rendered.html, re.DOTALL):
+        assert "\n" not in section  # one value; delivery turns line breaks into CRLF in literal parts only

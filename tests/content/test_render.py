@@ -15,7 +15,7 @@ from mailer.content.build import sample_message
 from mailer.errors import IssueError, RenderError
 from tests.content.conftest import ROOT, SAMPLE_BILINGUAL, SAMPLE_EN
 
-PLACEHOLDERS = ["__MAILER_NAME__", "__MAILER_EMAIL__", "__MAILER_UNSUBSCRIBE_URL__", "__MAILER_PREFERENCES_URL__", "__MAILER_WEB_URL__"]
+PLACEHOLDERS = ["__MAILER_NAME_EN__", "__MAILER_EMAIL__", "__MAILER_UNSUBSCRIBE_URL__", "__MAILER_PREFERENCES_URL__", "__MAILER_WEB_URL__"]
 
 
 @pytest.fixture
@@ -64,7 +64,7 @@ def test_footer_in_html_and_text(english, settings):
 def test_text_is_written_from_the_content(english):
     text = english.text
     assert "All together: an open letter, and a reply\n=====" in text
-    assert "Dear __MAILER_NAME__," in text
+    assert "Dear __MAILER_NAME_EN__," in text
     assert "Read the First Minister's reply:\nhttps://example.org/letters/reply" in text
     assert "- Co-production catalogue: seeing is believing\n  https://example.org/publications/catalogue" in text
     assert "When: Thursday 19 November 2026, 10:00–12:30" in text
@@ -92,7 +92,7 @@ def test_welsh_variant(settings):
     assert '<html lang="cy"' in rendered.html
     assert "1 Rhagfyr 2026" in rendered.html  # Babel's Welsh date
     assert "Dydd Iau 21 Ionawr 2027, 10:00–15:30" in rendered.text
-    for welsh in ("Dad-danysgrifio", "Diweddaru eich dewisiadau", "Gweld yn eich porwr", "Annwyl __MAILER_NAME__,",
+    for welsh in ("Dad-danysgrifio", "Diweddaru eich dewisiadau", "Gweld yn eich porwr", "Annwyl __MAILER_NAME_CY__,",
                   "Pam rydych chi'n cael yr e-bost hwn", "Pryd", "Ble"):
         assert welsh in rendered.html and welsh in rendered.text, welsh
     assert "Unsubscribe" not in rendered.html and "Gŵyl Dewi" in rendered.text
@@ -104,7 +104,7 @@ def test_bilingual_email_has_both_with_lang_attributes(bilingual, settings):
     assert '<html lang="cy"' in bilingual.html
     blocks = re.findall(r'<div class="mailer-lang-(\w+)" lang="(\w+)"', bilingual.html)
     assert blocks == [("en", "en"), ("cy", "cy"), ("en", "en")]  # note in English, then Welsh, then English
-    welsh_at, english_at = bilingual.html.index("Annwyl __MAILER_NAME__"), bilingual.html.index("Dear __MAILER_NAME__")
+    welsh_at, english_at = bilingual.html.index("Annwyl __MAILER_NAME_CY__"), bilingual.html.index("Dear __MAILER_NAME_EN__")
     assert welsh_at < english_at
     assert bilingual.html.index("Dad-danysgrifio") < bilingual.html.index(">Unsubscribe<")
     assert bilingual.text.startswith("Scroll down for the English version.")
@@ -117,6 +117,38 @@ def test_english_first_when_set(settings):
     assert '<html lang="en"' in rendered.html
     assert rendered.subject.startswith("A co-production network")
     assert rendered.text.startswith("Sgroliwch i lawr am y fersiwn Gymraeg.")
+
+
+@pytest.mark.parametrize(("first", "title"), [("cy", "Rhwydwaith cydgynhyrchu i Gymru"), ("en", "A co-production network for Wales")])
+def test_bilingual_title_is_in_the_first_language_only(settings, first, title):
+    """<title> and the aria-label MJML makes of it take no markup, so no `lang` could mark the other half."""
+    rendered = render_issue(load_issue(SAMPLE_BILINGUAL), settings.model_copy(update={"bilingual_first": first}), "both")
+    document = lxml.html.fromstring(rendered.html)
+    assert document.get("lang") == first
+    assert document.findtext(".//title") == title
+    assert document.xpath("//body//@aria-label") == [title]
+    assert " / " in rendered.subject  # the subject still names both
+
+
+def test_quotes_are_as_typed_everywhere(write_issue, settings):
+    """No smart quotes anywhere: the body's apostrophes match the title's, headings', link notes' and the catalogue's."""
+    path = write_issue("""\
+        title: "The editor's pick"
+        date: 2026-12-01
+        preheader: "What's new"
+        sections:
+          - heading: "Don't miss it"
+            body: |
+              It's here: "the network's launch" and 'more'.
+            links:
+              - {title: "The team's report", url: "https://example.org/r", note: "Read the chair's note"}
+        """)
+    rendered = render_issue(load_issue(path), settings)
+    for part in (rendered.text, rendered.html):
+        for typed in ("The editor's pick", "Don't miss it", "It's here:", "The team's report", "Read the chair's note"):
+            assert typed in part.replace("&#x27;", "'").replace("&#39;", "'"), typed
+        assert not set("‘’“”") & set(part)
+    assert "It's here: \"the network's launch\" and 'more'." in rendered.text
 
 
 def test_language_not_in_issue_is_refused(settings):

@@ -34,6 +34,7 @@ from mailer.store.models import BounceKind
 MAX_MESSAGE_BYTES = 5 * 1024 * 1024
 TOO_BIG = f"larger than {MAX_MESSAGE_BYTES // 2**20} MiB"
 
+SEVERITY = (BounceKind.complaint, BounceKind.permanent, BounceKind.temporary)  # most serious first
 # Feedback types that mean "this reader called it spam"; not-spam, virus, auth-failure... are not complaints.
 COMPLAINT_TYPES = {"abuse", "fraud"}
 # Parts that carry (a copy of) the message that bounced rather than the report.
@@ -77,7 +78,15 @@ class Classification:
     def kind(self) -> BounceKind | None:
         """The most serious kind reported, or None for not a bounce."""
         kinds = {failure.kind for failure in self.failures}
-        return next((kind for kind in (BounceKind.complaint, BounceKind.permanent, BounceKind.temporary) if kind in kinds), None)
+        return next((kind for kind in SEVERITY if kind in kinds), None)
+
+    def worst_per_address(self) -> list[Failure]:
+        """The most serious failure for each address: a report may name one recipient twice,
+        and one report is one bounce per address."""
+        worst: dict[str, Failure] = {}
+        for failure in sorted(self.failures, key=lambda failure: SEVERITY.index(failure.kind), reverse=True):
+            worst[failure.address.lower()] = failure
+        return list(worst.values())
 
 
 def classify(settings: Settings, data: bytes) -> Classification:

@@ -101,7 +101,13 @@ class MaildirMailbox:
         if self.handled is None:
             mailbox.Maildir(self.path, create=False).add_folder(HANDLED)  # .handled/{cur,new,tmp} and its marker file
             self.handled = self.path / f".{HANDLED}"
-        os.rename(self.path / key, self.handled / key)  # new/ stays new/, cur/ stays cur/, name and flags kept
+        try:
+            os.rename(self.path / key, self.handled / key)  # new/ stays new/, cur/ stays cur/, name and flags kept
+        except FileNotFoundError:
+            if (self.path / key).exists():
+                raise  # it is the handled folder that is missing
+            # Gone since it was read: another reader moved it, or a mail client moved it
+            # from new/ to cur/, where the next run finds it recorded already and moves it.
 
     def close(self) -> None:
         pass
@@ -109,6 +115,10 @@ class MaildirMailbox:
 
 class MboxMailbox:
     def __init__(self, path: Path):
+        with path.open("rb") as handle:
+            start = handle.read(5)
+        if start and start != b"From ":  # the standard library would read it as an empty mbox
+            raise BounceError(f"bounce mailbox {path}: a file, but not an mbox (it does not start with a 'From ' line)")
         self.name = str(path)
         self.box = mailbox.mbox(path, create=False)
         self.handled_path = path.with_name(path.name + "." + HANDLED)

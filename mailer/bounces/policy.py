@@ -6,19 +6,23 @@ mark them bounced; a complaint marks them complained, which stops all mail.
 
 Each message is one transaction: its Bounce rows and the status changes (each
 an Event carrying the diagnostic and the report's Message-ID) are committed
-together, and only then is the message moved to the handled folder. A message
-whose Message-ID is already recorded is only moved, so a crash between the two
-steps, or a second run, never counts a bounce twice. Messages that are not
-bounces are left alone; broken or oversized ones are logged and left in place
-for a person to look at. Nothing in one message can stop the run.
+together, and only then is the message moved to the handled folder. A unique
+index on (Message-ID, address) makes the database refuse a report recorded
+already: such a message is only moved, so a crash between the two steps, a
+second run or two readers of one mailbox at once never count a bounce twice.
+Messages that are not bounces are left alone; broken or oversized ones are
+logged and left in place for a person to look at. Nothing in one message can
+stop the run.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, exists, select
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from mailer.bounces.classify import (
@@ -51,7 +55,7 @@ class ProcessReport:
     complaints: int = 0
     unmatched: int = 0  # bounces naming no subscriber we know (recorded all the same)
     ignored: int = 0  # not bounces: left in the mailbox
-    duplicates: int = 0  # recorded by an earlier run, moved now
+    duplicates: int = 0  # recorded already (by an earlier run, or another reader just now): only moved
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (message, why): left in the mailbox
     changes: list[tuple[str, str]] = field(default_factory=list)  # (address, new status)
 
@@ -61,6 +65,19 @@ class ProcessReport:
             f" ({self.unmatched} naming nobody on the list); {self.duplicates} already recorded;"
             f" left in place: {self.ignored} not bounces, {len(self.skipped)} skipped."
         )
+
+    def add(self, bounces: Sequence[Bounce], changes: Sequence[tuple[str, str]]) -> None:
+        """Count what one message recorded, once it is committed."""
+        for bounce in bounces:
+            if bounce.kind == BounceKind.permanent:
+                self.permanent += 1
+            elif bounce.kind == BounceKind.temporary:
+                self.temporary += 1
+            else:
+                self.complaints += 1
+            if bounce.subscriber_id is None:
+                self.unmatched += 1
+        self.changes.extend(changes)
 
 
 def process_mailbox(settings: Settings, mailbox: str | None = None, *, engine: Engine | None = None) -> ProcessReport:
@@ -76,14 +93,15 @@ def process_mailbox(settings: Settings, mailbox: str | None = None, *, engine: E
         with open_mailbox(spec) as box:
             report = ProcessReport(mailbox=display_name(spec))
             for key, data in box.messages(MAX_MESSAGE_BYTES):
-                _process_message(settings, engine, box, key, data, report)
+                process_message(settings, engine, box, key, data, report)
     finally:
         if own_engine:
             engine.dispose()
     return report
 
 
-def _process_message(settings: Settings, engine: Engine, box: Mailbox, key: str, data: bytes | None, report: ProcessReport) -> None:
+def process_message(settings: Settings, engine: Engine, box: Mailbox, key: str, data: bytes | None, report: ProcessReport) -> None:
+    """Classify one message of `box`, record it (one transaction) and move it to the handled folder."""
     if data is None:
         _skip(report, key, TOO_BIG)
         return
@@ -100,11 +118,16 @@ def _process_message(settings: Settings, engine: Engine, box: Mailbox, key: str,
         report.ignored += 1
         return
     with new_session(engine) as session:
-        if already_recorded(session, classification.message_id):
+        try:
+            bounces, changes = record(session, settings, classification)
+            session.commit()
+        except IntegrityError:
+            session.rollback()
+            if not already_recorded(session, classification.message_id):
+                raise
             report.duplicates += 1
         else:
-            record(session, settings, classification, report)
-            session.commit()
+            report.add(bounces, changes)
     box.move_to_handled(key)
 
 
@@ -117,8 +140,14 @@ def already_recorded(session: Session, message_id: str) -> bool:
     return session.scalar(select(Bounce.id).where(Bounce.message_id == message_id).limit(1)) is not None
 
 
-def record(session: Session, settings: Settings, classification: Classification, report: ProcessReport) -> None:
-    """Store the bounce rows of one message and apply the policy to the subscribers they name (no commit)."""
+def record(session: Session, settings: Settings, classification: Classification) -> tuple[list[Bounce], list[tuple[str, str]]]:
+    """Store the bounce rows of one message and apply the policy to the subscribers they name (no commit).
+
+    Returns the rows and the status changes (address, new status). `IntegrityError` when
+    the report is recorded already.
+    """
+    bounces: list[Bounce] = []
+    changes: list[tuple[str, str]] = []
     for failure, delivery, subscriber in _targets(session, classification):
         bounce = Bounce(
             kind=failure.kind,
@@ -130,20 +159,15 @@ def record(session: Session, settings: Settings, classification: Classification,
             message_id=classification.message_id,
         )
         session.add(bounce)
-        if failure.kind == BounceKind.permanent:
-            report.permanent += 1
-        elif failure.kind == BounceKind.temporary:
-            report.temporary += 1
-        else:
-            report.complaints += 1
+        bounces.append(bounce)
         if subscriber is None:
-            report.unmatched += 1
             continue
         before = subscriber.status
         _apply(session, settings, bounce, subscriber.id)
         if subscriber.status != before:
-            report.changes.append((subscriber.email, str(subscriber.status)))
+            changes.append((subscriber.email, str(subscriber.status)))
     session.flush()
+    return bounces, changes
 
 
 def record_refusals(session: Session, settings: Settings, *, send_id: int) -> ProcessReport:
@@ -151,7 +175,8 @@ def record_refusals(session: Session, settings: Settings, *, send_id: int) -> Pr
 
     The same policy as for a bounce message applies: "550 5.1.1 no such user" marks
     the subscriber bounced at once, while a 5.7.x spam block only counts as a
-    temporary failure. Each refused delivery is recorded once (no commit).
+    temporary failure. Each refused delivery is recorded once, even when several
+    processes finish the same send at once (no commit).
     """
     report = ProcessReport(mailbox=f"send {send_id}")
     refused = session.scalars(
@@ -169,7 +194,11 @@ def record_refusals(session: Session, settings: Settings, *, send_id: int) -> Pr
             failures=(Failure(delivery.email, kind, delivery.reply),),
             delivery_ids=(delivery.id,),
         )
-        record(session, settings, refusal, report)
+        try:
+            with session.begin_nested():
+                report.add(*record(session, settings, refusal))
+        except IntegrityError:  # another process finishing this send recorded it first
+            continue
     return report
 
 
@@ -187,7 +216,7 @@ def _targets(session: Session, classification: Classification) -> list[tuple[Fai
             return [(failure, delivery, subscriber)]
     return [
         (failure, None, subscribers.get_by_email(session, email=failure.address) if failure.address else None)
-        for failure in classification.failures
+        for failure in classification.worst_per_address()
     ]
 
 

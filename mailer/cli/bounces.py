@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import click
+
 from mailer.bounces.policy import process_mailbox
 from mailer.bounces.report import bounce_report
 from mailer.cli.common import open_store, session, settings

@@ -4,6 +4,7 @@ ready, otherwise warn the editors".
 A rule lives only in APScheduler's job store, as a cron trigger plus plain arguments: keeping
 triggers across restarts is what that store is for. Firing never sends an issue twice: an issue
 that already has a send (scheduled, sent, cancelled or missed) is left to the people who made it.
+A firing the runner was down for, beyond the grace period, sends nothing and warns the editors.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from mailer.delivery.sends import create_send
 from mailer.errors import IssueError, MailerError, ScheduleError
 from mailer.schedule.jobstore import PERSISTENT, paused_scheduler
 from mailer.schedule.service import ACTIVE, earlier_send
-from mailer.schedule.times import Moment, check_wall_time, zone
+from mailer.schedule.times import Moment, check_wall_time, lateness, zone
 from mailer.store.db import new_session
 from mailer.store.models import SendStatus
 from mailer.store.subscribers import normalise_email
@@ -160,6 +161,14 @@ def fire(settings: Settings, engine: Engine, rule: Rule, *, now: datetime) -> in
     return send.id
 
 
+def warn_missed(settings: Settings, rule: Rule, *, due: datetime, now: datetime) -> None:
+    """Warn the editors that the runner was down when the rule was due, for longer than the grace period."""
+    moment = Moment(due, zone(rule.tz))
+    reason = (f"the runner was not running when the rule was due ({moment.short}) and came back "
+              f"{lateness(now - due)} late, beyond the grace period, so nothing was sent")
+    _warn(settings, rule, f"{moment.local:%B %Y}", reason, [])
+
+
 def issues_dated(folder: Path, month: date) -> tuple[list[Path], list[str]]:
     """The valid issues in `folder` dated in `month`, and the problems of the files that do not load."""
     found, problems = [], []
@@ -181,7 +190,7 @@ def _warn(settings: Settings, rule: Rule, label: str, reason: str, problems: lis
         f"The rule {rule.name!r} ({rule.when}, {rule.tz}) did not send the {label} issue of {settings.list_name}:",
         f"{reason}.", "",
         *([*problems, ""] if problems else []),
-        "Fix the issue, then send it with `mailer send ISSUE` or schedule it with `mailer schedule ISSUE --at ...`.",
+        "To send it after all: `mailer send ISSUE`, or `mailer schedule ISSUE --at ...` for later.",
     ])
     for address in rule.notify:
         try:

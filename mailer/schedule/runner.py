@@ -7,7 +7,10 @@ The Send rows are the truth; APScheduler only wakes the runner at the right seco
 2. resumes sends left `sending` (after a crash, or when deferred retries fall due) whose
    delivery lease has run out or whose lease holder was a process on this machine that died;
 3. rebuilds APScheduler's date jobs from the future scheduled sends, so a send created,
-   moved or cancelled by a command is picked up without a restart.
+   moved or cancelled by a command is picked up without a restart, and wakes APScheduler
+   so that it also sees the rules added or removed by commands.
+A recurring rule that APScheduler finds more than the grace period late is not run; the
+runner emails that rule's editors instead (`rules.warn_missed`), from its main thread.
 `tick(now)` takes the clock as an argument, so tests never wait for real minutes. `run()`
 ticks from its own thread every `tick_seconds`; APScheduler's threads only fire jobs.
 
@@ -18,13 +21,15 @@ runner's stop event: on SIGTERM the message in flight is finished and the rest s
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any
 
+from apscheduler.events import EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Engine, exists, or_, select, update
 from sqlmodel import Session
@@ -37,7 +42,7 @@ from mailer.delivery.sends import audience_size
 from mailer.errors import MailerError, ScheduleError
 from mailer.schedule import lease, rules
 from mailer.schedule.jobstore import INTERNAL, PERSISTENT, grace, make_scheduler
-from mailer.schedule.times import Moment, zone
+from mailer.schedule.times import Moment, lateness, zone
 from mailer.store.db import make_engine, new_session
 from mailer.store.models import Delivery, DeliveryStatus, Send, SendStatus, utcnow
 
@@ -85,6 +90,7 @@ class Runner:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="send")
         self._running: dict[int, Future[None]] = {}
         self._lock = threading.RLock()
+        self._missed_rules: queue.SimpleQueue[tuple[str, datetime]] = queue.SimpleQueue()  # (job id, when it was due)
 
     # --- deciding what to do, for any clock ---------------------------------------------
 
@@ -102,6 +108,7 @@ class Runner:
         launched += [future for send_id in stalled if (future := self._launch(send_id, SendStatus.sending))]
         if self.scheduler is not None:
             self._sync_jobs(now)
+            self.scheduler.wakeup()  # it sleeps until the next job it knows of: notice rules added by commands since
         return launched
 
     def start_send(self, send_id: int, *, now: datetime | None = None) -> Future[None] | None:
@@ -117,7 +124,7 @@ class Runner:
         return self._launch(send_id, SendStatus.scheduled)
 
     def _mark_missed(self, session: Session, send: Send, *, due: datetime, now: datetime) -> None:
-        note = (f"missed: due {Moment(due, self.tz).short}, the runner came {_span(now - due)} late "
+        note = (f"missed: due {Moment(due, self.tz).short}, the runner came {lateness(now - due)} late "
                 f"(grace {self.settings.schedule_grace_hours:g} h)")
         result = session.execute(
             update(Send)
@@ -198,6 +205,7 @@ class Runner:
         try:
             _current = self
             scheduler = self.scheduler = make_scheduler(self.settings, self.engine)
+            scheduler.add_listener(self._note_missed, EVENT_JOB_MISSED)
             if self.settings.bounce_mailbox:
                 scheduler.add_job(self._process_bounces, "interval", minutes=BOUNCE_MINUTES, id="bounces", name="bounces",
                                   jobstore=INTERNAL, next_run_time=datetime.now(timezone.utc))
@@ -209,6 +217,9 @@ class Runner:
         finally:
             self.stop.set()
             if scheduler is not None and scheduler.running:
+                # APScheduler 3 looks at the due jobs once more as it stops, and moves them on
+                # unrun; without the job store it cannot, and the next runner finds them due.
+                scheduler.remove_jobstore(PERSISTENT, shutdown=False)
                 scheduler.shutdown(wait=True)  # waits for jobs firing now
             self.close()
             if web_server is not None:
@@ -217,20 +228,6 @@ class Runner:
             with new_session(self.engine) as session:
                 lease.release(session, owner=self.owner)
             log.info("runner %s stopped", self.owner)
-
-    def run_until_sent(self, send_id: int, *, timeout: float) -> Send:
-        """Run (without the web pages) until the send has gone out or `timeout` seconds pass: for scripts and tests."""
-        def sent() -> bool:
-            with new_session(self.engine) as session:
-                send = session.get(Send, send_id)
-                return send is None or send.status not in (SendStatus.scheduled, SendStatus.sending)
-
-        self.run(until=sent, timeout=timeout)
-        with new_session(self.engine) as session:
-            send = session.get(Send, send_id)
-        if send is None:
-            raise ScheduleError(f"no send {send_id}")
-        return send
 
     def close(self) -> None:
         """Wait for every send in progress (each finishes its message in flight once `stop` is set)."""
@@ -251,6 +248,7 @@ class Runner:
                     self.tick()
                 except Exception:  # a database hiccup must not stop the runner; the next tick retries
                     log.exception("tick failed; retrying in %g s", self.tick_seconds)
+            self._warn_missed_rules()
             if now >= next_renewal:
                 next_renewal = now + lease.LEASE_SECONDS / 3
                 if not self._renew_lease():
@@ -258,6 +256,25 @@ class Runner:
             if (until is not None and until()) or (timeout is not None and now - started >= timeout):
                 return
             self.stop.wait(0.2)
+
+    def _note_missed(self, event: JobExecutionEvent) -> None:
+        """APScheduler's thread: it skipped a job as too late. Missed sends are the tick's business
+        (their Send rows say so); a missed rule is handed to the main thread to warn its editors."""
+        if event.job_id.startswith(rules.JOB_PREFIX):
+            self._missed_rules.put((event.job_id, event.scheduled_run_time))
+
+    def _warn_missed_rules(self) -> None:
+        """Main thread: warn the editors of each rule firing APScheduler skipped."""
+        assert self.scheduler is not None
+        while not self._missed_rules.empty():
+            job_id, due = self._missed_rules.get()
+            try:
+                job = self.scheduler.get_job(job_id, jobstore=PERSISTENT)
+                if job is not None:  # unless removed meanwhile
+                    rules.warn_missed(self.settings, rules.Rule(**job.kwargs),
+                                      due=due.astimezone(timezone.utc).replace(tzinfo=None), now=utcnow())
+            except Exception:  # a database hiccup must not stop the runner
+                log.exception("could not warn the editors of missed rule %s", job_id)
 
     def _renew_lease(self) -> bool:
         """False when another runner has taken the lease (this one was stalled past its expiry)."""
@@ -295,11 +312,6 @@ def _resumable(now: datetime) -> tuple[Any, ...]:
 
 def _split(value: str) -> list[str]:
     return [part for part in value.split(",") if part]
-
-
-def _span(delta: timedelta) -> str:
-    minutes = int(delta.total_seconds() // 60)
-    return f"{minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"{minutes} min"
 
 
 class _WebServer:

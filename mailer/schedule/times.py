@@ -45,6 +45,12 @@ def _span(delta: timedelta) -> str:
     return f"{minutes // 60} hour{'s' if minutes != 60 else ''}" if minutes % 60 == 0 else f"{minutes} minutes"
 
 
+def lateness(delta: timedelta) -> str:
+    """`7 h 12 min`: how late the runner came, for notes and warnings."""
+    minutes = int(delta.total_seconds() // 60)
+    return f"{minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"{minutes} min"
+
+
 def check_wall_time(wall: datetime, tz: ZoneInfo) -> datetime:
     """`wall` as an aware time in `tz`; `ScheduleError` if the clocks skip it or pass it twice."""
     earlier, later = wall.replace(tzinfo=tz, fold=0), wall.replace(tzinfo=tz, fold=1)

@@ -171,6 +171,10 @@ class Delivery(SQLModel, table=True):
 class Bounce(SQLModel, table=True):
     """A bounce or complaint matched to a delivery (when possible) and a subscriber."""
 
+    # One row per report and address: a report read twice (two readers of one mailbox, or a
+    # crash before the move) is refused by the database rather than counted again.
+    __table_args__ = (Index("ix_bounce_message_id_address", "message_id", "address", unique=True),)
+
     id: int | None = Field(default=None, primary_key=True)
     kind: BounceKind = Field(sa_type=String(16))
     subscriber_id: int | None = Field(default=None, foreign_key="subscriber.id", index=True, ondelete="SET NULL")

@@ -1,6 +1,6 @@
 import pytest
 
-from mailer.bounces.classify import MAX_MESSAGE_BYTES, MalformedMessage, classify
+from mailer.bounces.classify import MAX_MESSAGE_BYTES, Classification, Failure, MalformedMessage, classify
 from mailer.store.models import BounceKind
 
 from .conftest import corpus, huge_bounce
@@ -123,3 +123,11 @@ def test_forged_return_path_names_no_delivery(settings):
     data = corpus("postfix-user-unknown.eml").replace(b"f2f0d3e824d9998c", b"0000000000000000")
     result = classify(settings, data)
     assert result.kind == BounceKind.permanent and result.delivery_ids == ()
+
+
+def test_a_report_naming_one_recipient_twice_is_one_bounce_of_the_worst_kind():
+    delayed = Failure("Sian.Price@example.com", BounceKind.temporary, "4.2.2 mailbox full")
+    failed = Failure("sian.price@example.com", BounceKind.permanent, "5.1.1 no such user")
+    other = Failure("rhys.jones@example.net", BounceKind.temporary, "4.4.1 no answer")
+    report = Classification(message_id="<twice@example.org>", failures=(delayed, other, failed), delivery_ids=())
+    assert report.worst_per_address() == [failed, other]

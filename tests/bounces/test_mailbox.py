@@ -64,6 +64,10 @@ def test_missing_or_wrong_mailboxes_are_named(workdir):
     with pytest.raises(BounceError, match="not a Maildir"):
         with open_mailbox(str(workdir / "plain")):
             pass
+    (workdir / "notes.txt").write_text("hello\n")
+    with pytest.raises(BounceError, match="notes.txt: a file, but not an mbox"):
+        with open_mailbox(str(workdir / "notes.txt")):
+            pass
 
 
 def test_imap_urls():

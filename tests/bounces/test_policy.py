@@ -4,7 +4,10 @@ import mailbox
 import pytest
 from sqlmodel import select
 
-from mailer.bounces import process_mailbox
+from mailer.bounces import ProcessReport, process_mailbox
+from mailer.bounces.classify import MAX_MESSAGE_BYTES
+from mailer.bounces.mailbox import open_mailbox
+from mailer.bounces.policy import process_message
 from mailer.errors import BounceError
 from mailer.store.models import Bounce, BounceKind, Event, EventKind, Subscriber, SubscriberStatus
 
@@ -91,6 +94,37 @@ def test_running_again_counts_nothing_twice(settings, engine, mailing, full_mail
     assert len(session.exec(select(Bounce)).all()) == rows
     assert len(session.exec(select(Event)).all()) == events
     assert corpus("postfix-mailbox-full-delayed.eml") not in remaining(full_maildir)
+
+
+def read_late(settings, engine, spec: str) -> tuple[ProcessReport, ProcessReport]:
+    """Two readers of one mailbox at once: the second has read every message when the first
+    records and moves them, then acts on what it read."""
+    with open_mailbox(spec) as late:
+        listed = list(late.messages(MAX_MESSAGE_BYTES))
+        first = process_mailbox(settings, spec, engine=engine)
+        second = ProcessReport(mailbox="second reader")
+        for key, data in listed:
+            process_message(settings, engine, late, key, data, second)
+    return first, second
+
+
+def test_two_readers_of_one_maildir_at_once_count_each_bounce_once(settings, engine, mailing, maildir, session):
+    deliver(maildir, corpus("postfix-user-unknown.eml"), corpus("postfix-mailbox-full-delayed.eml"))
+    first, second = read_late(settings, engine, str(maildir))
+    assert (first.permanent, first.temporary, first.duplicates) == (1, 1, 0)
+    assert (second.permanent, second.temporary, second.duplicates, second.changes) == (0, 0, 2, [])
+    assert len(session.exec(select(Bounce)).all()) == 2
+    sian = mailing["sian.price@example.com"]
+    assert len(session.exec(select(Event).where(Event.subscriber_id == sian, Event.kind == EventKind.soft_bounce)).all()) == 1
+    assert remaining(maildir) == [] and len(remaining(maildir, "handled")) == 2
+
+
+def test_two_readers_of_one_imap_folder_at_once_count_each_bounce_once(settings, engine, mailing, imap_server, session):
+    imap_server.append(corpus("postfix-user-unknown.eml"), corpus("arf-complaint.eml"))
+    first, second = read_late(settings, engine, imap_server.url())
+    assert (first.permanent, first.complaints, second.duplicates) == (1, 1, 2)
+    assert len(session.exec(select(Bounce)).all()) == 2
+    assert imap_server.messages("INBOX") == [] and len(imap_server.messages("Handled")) == 2
 
 
 def test_soft_bounces_mark_bounced_at_the_limit(settings, engine, mailing, maildir, session):

@@ -21,7 +21,7 @@ from mailer.config import Settings
 from mailer.delivery.sends import create_send
 from mailer.schedule.runner import Runner
 from mailer.store.db import new_session
-from mailer.store.models import Delivery, Send, utcnow
+from mailer.store.models import Delivery, Send, SendStatus, utcnow
 from mailer.store.subscribers import add_subscriber
 from mailer.store.topics import add_topic
 
@@ -100,6 +100,20 @@ def tick(runner: Runner, now: datetime) -> None:
     """One pass of the runner at `now`, waiting for the deliveries it started."""
     for future in runner.tick(now):
         future.result(timeout=30)
+
+
+def run_until_sent(runner: Runner, send_id: int, *, timeout: float) -> Send:
+    """`mailer run` (without the pages) until the send has gone out or `timeout` seconds pass."""
+    def sent() -> bool:
+        with new_session(runner.engine) as session:
+            send = session.get(Send, send_id)
+            return send is not None and send.status not in (SendStatus.scheduled, SendStatus.sending)
+
+    runner.run(until=sent, timeout=timeout)
+    with new_session(runner.engine) as session:
+        send = session.get(Send, send_id)
+    assert send is not None
+    return send
 
 
 def status(session: Session, send_id: int) -> str:

@@ -11,10 +11,9 @@ import pytest
 
 from mailer.errors import ScheduleError
 from mailer.store.models import utcnow
-
 from tests.fixtures.postgres import fresh_database
 
-from .conftest import status, tick
+from .conftest import run_until_sent, status, tick
 
 pytestmark = pytest.mark.postgres
 
@@ -28,7 +27,7 @@ def settings(settings) -> Iterator:
 
 def test_a_timed_send_fires_through_the_job_store_on_postgresql(runners, scheduled, subscribers, smtp_server):
     send = scheduled(utcnow() + timedelta(seconds=1))
-    assert runners(tick_seconds=3600).run_until_sent(send.id, timeout=20).status == "finished"
+    assert run_until_sent(runners(tick_seconds=3600), send.id, timeout=20).status == "finished"
     assert sorted(smtp_server.recipients()) == subscribers
 
 

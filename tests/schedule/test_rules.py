@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -11,7 +11,8 @@ from sqlmodel import select
 
 from mailer.errors import MailerError, ScheduleError
 from mailer.schedule import rules, runner as runner_module
-from mailer.store.models import Send
+from mailer.schedule.jobstore import PERSISTENT, paused_scheduler
+from mailer.store.models import Send, utcnow
 
 from .conftest import status, write_issue
 
@@ -129,3 +130,23 @@ def test_two_issues_in_one_month_are_not_guessed_between(smtp_settings, engine, 
 def test_a_mistyped_editor_address_is_refused(settings, engine, workdir, issue_file):
     with pytest.raises(MailerError, match="'editor@example' is not a valid email address"):
         rules.add_rule(settings, engine, rule_for(workdir, notify=("editor@example",)), now=NOW)
+
+
+def test_a_rule_the_runner_was_down_for_beyond_the_grace_period_warns_the_editors(runners, smtp_settings, engine, workdir,
+                                                                                  issue_file, subscribers, session, smtp_server):
+    settings = smtp_settings.model_copy(update={"schedule_grace_hours": 1})
+    rules.add_rule(settings, engine, rule_for(workdir), now=utcnow())
+    due = datetime.now(timezone.utc).replace(second=0, microsecond=0) - timedelta(hours=3)
+    with paused_scheduler(settings, engine) as scheduler:  # as if the runner had been down since then
+        scheduler.modify_job(rules.JOB_PREFIX + "monthly", jobstore=PERSISTENT, next_run_time=due)
+    [(_, overdue)] = rules.list_rules(settings, engine)  # looking (`mailer schedule list`) leaves it to the runner
+    assert overdue.utc == due.replace(tzinfo=None)
+    runners(settings=settings).run(until=lambda: bool(smtp_server.messages), timeout=10)
+
+    assert smtp_server.recipients() == ["editor@example.org"] and sends(session) == []
+    warning = smtp_server.messages[0].message
+    assert warning["Subject"] == f"Newsletter: the {due.astimezone(ZoneInfo('Europe/London')):%B %Y} issue was not sent"
+    assert "the runner was not running when the rule was due" in warning.get_content()
+    assert "came back 3 h 0 min late, beyond the grace period, so nothing was sent" in warning.get_content()
+    [(_, upcoming)] = rules.list_rules(settings, engine)
+    assert upcoming.utc > utcnow()  # and it fires again next month

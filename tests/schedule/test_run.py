@@ -10,17 +10,20 @@ import sys
 import threading
 import time
 from collections import Counter
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import httpx
 import pytest
 
 from mailer.errors import ScheduleError
+from mailer.schedule import rules
+from mailer.schedule.jobstore import PERSISTENT, paused_scheduler
 from mailer.store.models import utcnow
 from tests.fixtures.settings import ROOT
 from tests.fixtures.smtp import free_port
 
-from .conftest import delivered, status, tick
+from .conftest import delivered, run_until_sent, status, tick
+from .test_rules import rule_for
 
 CORPUS = ROOT / "tests" / "bounces" / "corpus"
 
@@ -28,7 +31,7 @@ CORPUS = ROOT / "tests" / "bounces" / "corpus"
 def test_run_fires_a_send_on_the_second(runners, scheduled, subscribers, session, smtp_server):
     send = scheduled(utcnow() + timedelta(seconds=1))
     runner = runners(tick_seconds=3600)  # only the first tick runs: the date job must do the firing
-    fired = runner.run_until_sent(send.id, timeout=20)
+    fired = run_until_sent(runner, send.id, timeout=20)
     assert fired.status == "finished"
     assert timedelta(0) <= fired.started_at - fired.scheduled_at < timedelta(seconds=2)
     assert sorted(smtp_server.recipients()) == subscribers
@@ -131,3 +134,41 @@ def test_run_reads_the_bounce_mailbox_when_one_is_set(runners, smtp_settings, wo
 
     runner.run(until=handled, timeout=10)
     assert handled()
+
+
+def add_rule_due(settings, engine, workdir, *, minutes_ago: float) -> datetime:
+    """A rule added by `mailer schedule recurring add` (another process) and already due."""
+    rules.add_rule(settings, engine, rule_for(workdir), now=utcnow())
+    due = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=minutes_ago)
+    with paused_scheduler(settings, engine) as scheduler:
+        scheduler.modify_job(rules.JOB_PREFIX + "monthly", jobstore=PERSISTENT, next_run_time=due)
+    return due
+
+
+def start_in_thread(runner) -> threading.Thread:
+    thread = threading.Thread(target=runner.run, kwargs={"timeout": 20})
+    thread.start()
+    wait_for(lambda: runner.scheduler is not None and runner.scheduler.running)
+    return thread
+
+
+def test_a_rule_added_while_the_runner_runs_fires(runners, smtp_settings, engine, workdir, issue_file, smtp_server):
+    runner = runners(tick_seconds=0.5)
+    thread = start_in_thread(runner)
+    try:
+        add_rule_due(smtp_settings, engine, workdir, minutes_ago=1)
+        wait_for(lambda: bool(smtp_server.messages), timeout=10)  # no December issue in November: the editor is warned
+    finally:
+        runner.stop.set()
+        thread.join(20)
+    assert smtp_server.recipients() == ["editor@example.org"]
+
+
+def test_a_rule_due_as_the_runner_stops_is_left_for_the_next_runner(runners, smtp_settings, engine, workdir, issue_file):
+    runner = runners(tick_seconds=3600)  # the first tick only: nothing wakes its scheduler again
+    thread = start_in_thread(runner)
+    due = add_rule_due(smtp_settings, engine, workdir, minutes_ago=1)
+    runner.stop.set()
+    thread.join(20)
+    [(_, upcoming)] = rules.list_rules(smtp_settings, engine)
+    assert upcoming.utc == due.replace(tzinfo=None)  # not moved on to next month unrun

@@ -10,13 +10,13 @@ from rich.table import Column, Table
 from sqlalchemy import func, select
 
 from mailer.cli.common import console, session, settings
-from mailer.errors import StoreError
+from mailer.errors import DatabaseOutOfDate, StoreError
 from mailer.store import db as store_db
 from mailer.store.csvio import LineResult, Outcome, export_csv, import_csv, split_topics
 from mailer.store.models import Event, Language, Subscriber, SubscriberStatus, SubscriberTopic
 from mailer.store.stats import list_stats
 from mailer.store.subscribers import add_subscriber, forget, require_by_email, unsubscribe
-from mailer.store.topics import add_topic, list_topics, remove_topic, resolve_topics, topic_names
+from mailer.store.topics import add_topic, list_topics, remove_topic, resolve_topics, topic_names, topics_by_subscriber
 
 LANGUAGES = click.Choice([language.value for language in Language], case_sensitive=False)
 STATUSES = click.Choice([status.value for status in SubscriberStatus], case_sensitive=False)
@@ -58,10 +58,15 @@ def upgrade() -> None:
 def current() -> None:
     """Show the database's schema revision and the one this mailer expects."""
     engine = store_db.make_engine(settings().database_url)
-    revision, head = store_db.current_revision(engine), store_db.head_revision()
-    engine.dispose()
-    state = "up to date" if revision == head else "out of date: run `mailer db upgrade`"
-    click.echo(f"Database revision: {revision or 'none (empty database)'}; expected: {head} ({state}).")
+    revision = store_db.current_revision(engine)
+    try:
+        store_db.require_current(engine)
+        state = "up to date"
+    except DatabaseOutOfDate as exc:
+        state = str(exc)
+    finally:
+        engine.dispose()
+    click.echo(f"Database revision: {revision or 'none (empty database)'}; expected: {store_db.head_revision()} ({state}).")
 
 
 @db.command()
@@ -171,7 +176,8 @@ def show(email: str) -> None:
 @subscribers.command("list")
 @click.option("--status", type=STATUSES, default=None, help="Only subscribers with this status.")
 @click.option("--topic", default=None, help="Only subscribers in this topic.")
-@click.option("--limit", default=1000, show_default=True, help="At most this many rows (0: all; `export` suits big lists).")
+@click.option("--limit", type=click.IntRange(min=0), default=1000, show_default=True,
+              help="At most this many rows (0: all; `export` suits big lists).")
 def list_(status: str | None, topic: str | None, limit: int) -> None:
     """List subscribers as a table."""
     query = select(Subscriber).where(~Subscriber.email_key.like("%@invalid")).order_by(Subscriber.email_key)
@@ -186,9 +192,11 @@ def list_(status: str | None, topic: str | None, limit: int) -> None:
             Column("email", overflow="fold"), Column("name", overflow="fold"), Column("lang", no_wrap=True),
             Column("status", no_wrap=True), Column("topics", overflow="fold"), Column("since", no_wrap=True),
         )
-        for subscriber in db_session.scalars(query.limit(limit or None)):
-            table.add_row(subscriber.email, subscriber.name, subscriber.language, subscriber.status,
-                          ", ".join(topic_names(db_session, subscriber.id)), f"{subscriber.status_changed_at:%Y-%m-%d}")
+        for part in db_session.scalars(query.limit(limit or None).execution_options(yield_per=1000)).partitions():
+            topics = topics_by_subscriber(db_session, [subscriber.id for subscriber in part])
+            for subscriber in part:
+                table.add_row(subscriber.email, subscriber.name, subscriber.language, subscriber.status,
+                              ", ".join(topics.get(subscriber.id, [])), f"{subscriber.status_changed_at:%Y-%m-%d}")
     console.print(table)
     shown = min(total, limit) if limit else total
     more = f" (showing {shown}; use --limit 0 for all)" if shown < total else ""
@@ -246,7 +254,11 @@ def export(file: Path | None) -> None:
         if file is None:
             export_csv(db_session, sys.stdout)
             return
-        with file.open("w", encoding="utf-8-sig", newline="") as out:
+        try:
+            out = file.open("w", encoding="utf-8-sig", newline="")
+        except OSError as exc:
+            raise StoreError(f"{file}: cannot write: {exc.strerror}") from None
+        with out:
             count = export_csv(db_session, out)
     click.echo(f"Exported {count} subscribers to {file}.", err=True)
 
@@ -266,7 +278,8 @@ def forget_(email: str) -> None:
 
 
 @subscribers.command()
-@click.option("--months", default=12, show_default=True, help="How many months of growth to show.")
+@click.option("--months", type=click.IntRange(min=1), default=12, show_default=True,
+              help="How many months of growth to show.")
 def stats(months: int) -> None:
     """Counts by status, topic and language, and growth month by month."""
     with session() as db_session:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from mailer.cli.common import console, settings
+from mailer.cli.common import settings
 
 
 @click.command()
@@ -17,6 +17,6 @@ def serve(host: str | None, port: int | None) -> None:
     from mailer.web.server import server_config
 
     config = server_config(settings(), host=host, port=port)
-    console.print(f"Subscriber pages on http://{config.host}:{config.port} "
-                  f"(public address {settings().base_url}). Ctrl-C stops.")
+    click.echo(f"Subscriber pages on http://{config.host}:{config.port} "
+               f"(public address {settings().base_url}). Ctrl-C stops.")
     uvicorn.Server(config).run()

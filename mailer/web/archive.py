@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from typing import Annotated
 
 from babel.dates import format_date
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import HTMLResponse, Response
 from feedgen.feed import FeedGenerator
 from sqlalchemy import or_, select
@@ -25,11 +25,10 @@ from mailer.content import Personaliser
 from mailer.delivery.sends import rendered_variants
 from mailer.store.models import Send, SendStatus
 from mailer.tokens import archive_url
-from mailer.web.context import session, web
+from mailer.web.context import DB, web
 
 router = APIRouter()
 
-DB = Annotated[Session, Depends(session)]
 EMAIL_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src https: http: data:; font-src https: data:; "
              "form-action 'none'; frame-ancestors 'none'; base-uri 'none'")
 PUBLIC = {"cache-control": "public, max-age=300"}

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
 from sqlalchemy import Engine
 from sqlmodel import Session
 
@@ -33,3 +34,6 @@ def session(request: Request) -> Iterator[Session]:
     """One session per request; routes commit what they change."""
     with new_session(web(request).engine) as db:
         yield db
+
+
+DB = Annotated[Session, Depends(session)]

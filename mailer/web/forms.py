@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Form
 
 from mailer.config import Settings
 from mailer.store.subscribers import InvalidEmail, normalise_email
@@ -10,10 +13,14 @@ from mailer.store.subscribers import InvalidEmail, normalise_email
 NAME_LENGTH = 200
 EMAIL_LENGTH = 320
 
+# A form field, empty when missing: a missing field is a problem named on the page, never a 422.
+FormText = Annotated[str, Form()]
+FormList = Annotated[list[str], Form()]
 
-def clean_text(value: str, limit: int) -> str:
-    """One line of text as a person would type it: control characters dropped, spaces trimmed."""
-    return "".join(ch for ch in value if ch.isprintable()).strip()[:limit]
+
+def clean_name(value: str) -> str:
+    """A name as a person would type it: control characters dropped, spaces trimmed, at most NAME_LENGTH."""
+    return "".join(ch for ch in value if ch.isprintable()).strip()[:NAME_LENGTH]
 
 
 def normalised_email(value: str) -> str | None:

@@ -39,7 +39,9 @@ def subscriber(session: Session, settings: Settings, purpose: Purpose, token: st
 
 def by_id(session: Session, subscriber_id: Any) -> Subscriber:
     """The subscriber named inside a valid token, unless since deleted or forgotten."""
-    found = session.get(Subscriber, subscriber_id) if isinstance(subscriber_id, int) else None
+    # Only our own key signs these, but a payload is still checked for what an id can be (not a bool, fits 64 bits).
+    valid_id = type(subscriber_id) is int and 0 < subscriber_id < 2**63
+    found = session.get(Subscriber, subscriber_id) if valid_id else None
     if found is None or _forgotten(session, found):
         raise InvalidLink
     return found

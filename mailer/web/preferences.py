@@ -7,9 +7,8 @@ a typo (or someone else's address) never takes over the subscription.
 
 from __future__ import annotations
 
-from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Form, Request
+from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import Response
 from sqlalchemy import select
 from sqlmodel import Session
@@ -21,13 +20,11 @@ from mailer.store.models import Subscriber, Topic
 from mailer.store.topics import topic_names
 from mailer.tokens import Purpose, make_token, unsubscribe_url
 from mailer.web import emails, links
-from mailer.web.context import session, web
-from mailer.web.forms import NAME_LENGTH, clean_text, normalised_email, offered_languages, problems
+from mailer.web.context import DB, web
+from mailer.web.forms import EMAIL_LENGTH, FormList, FormText, clean_name, normalised_email, offered_languages, problems
 
 router = APIRouter()
 
-FormText = Annotated[str, Form()]
-DB = Annotated[Session, Depends(session)]
 
 
 @router.get("/p/{token}")
@@ -41,10 +38,10 @@ def page(token: str, request: Request, db: DB) -> Response:
 @router.post("/p/{token}")
 def save(token: str, request: Request, db: DB, background: BackgroundTasks,
          name: FormText = "", email: FormText = "", language: FormText = "",
-         topics: Annotated[list[str], Form()] = [], csrf: FormText = "") -> Response:  # noqa: B006 (FastAPI copies it)
+         topics: FormList = [], csrf: FormText = "") -> Response:  # noqa: B006 (FastAPI copies it)
     ctx = web(request)
     subscriber = links.subscriber(db, ctx.settings, Purpose.preferences, token)
-    chosen = {"name": clean_text(name, NAME_LENGTH), "email": email.strip()[:320], "language": language,
+    chosen = {"name": clean_name(name), "email": email.strip()[:EMAIL_LENGTH], "language": language,
               "topics": topics}
     if not ctx.forms.accepts(request, csrf, "preferences", subscriber.id):
         return _render(request, db, subscriber, chosen, retry=True)

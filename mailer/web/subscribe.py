@@ -12,9 +12,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Form, Request
+from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import Response
 from sqlalchemy import select
 from sqlmodel import Session
@@ -25,14 +24,12 @@ from mailer.store.db import new_session
 from mailer.store.models import Subscriber, SubscriberStatus, Topic, utcnow
 from mailer.tokens import Purpose, confirm_url, preferences_url
 from mailer.web import emails, links
-from mailer.web.context import Web, session, web
-from mailer.web.forms import NAME_LENGTH, clean_text, normalised_email, offered_languages, problems
+from mailer.web.context import DB, Web, web
+from mailer.web.forms import EMAIL_LENGTH, FormList, FormText, clean_name, normalised_email, offered_languages, problems
 
 log = logging.getLogger("mailer.web")
 router = APIRouter()
 
-FormText = Annotated[str, Form()]
-DB = Annotated[Session, Depends(session)]
 RECENT_STOP = timedelta(days=1)
 
 
@@ -44,11 +41,11 @@ def form(request: Request, db: DB) -> Response:
 @router.post("/subscribe")
 def post(request: Request, db: DB, background: BackgroundTasks,
          email: FormText = "", name: FormText = "", language: FormText = "",
-         topics: Annotated[list[str], Form()] = [], consent: FormText = "",  # noqa: B006 (FastAPI copies it)
+         topics: FormList = [], consent: FormText = "",  # noqa: B006 (FastAPI copies it)
          website: FormText = "", csrf: FormText = "") -> Response:
     ctx = web(request)
     page_language = ctx.pages.language(request)
-    chosen = {"email": email.strip()[:320], "name": clean_text(name, NAME_LENGTH), "language": language,
+    chosen = {"email": email.strip()[:EMAIL_LENGTH], "name": clean_name(name), "language": language,
               "topics": topics}
     if not ctx.forms.accepts(request, csrf, "subscribe"):
         return _form(request, db, chosen, retry=True)

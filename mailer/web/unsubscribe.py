@@ -8,29 +8,27 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import PlainTextResponse, Response
-from sqlmodel import Session
 
 from mailer.store import subscribers
 from mailer.store.models import Subscriber
 from mailer.tokens import Purpose, preferences_url
 from mailer.web import links
-from mailer.web.context import session, web
+from mailer.web.context import DB, web
+from mailer.web.forms import FormText
 
 router = APIRouter()
 
-FormText = Annotated[str, Form()]
-
 
 @router.get("/u/{token}")
-def page(token: str, request: Request, db: Annotated[Session, Depends(session)]) -> Response:
+def page(token: str, request: Request, db: DB) -> Response:
     subscriber = links.subscriber(db, web(request).settings, Purpose.unsubscribe, token)
     return _render(request, subscriber, token, "unsubscribe.html")
 
 
 @router.post("/u/{token}")
-def post(token: str, request: Request, db: Annotated[Session, Depends(session)],
+def post(token: str, request: Request, db: DB,
          one_click: Annotated[str, Form(alias="List-Unsubscribe")] = "", csrf: FormText = "") -> Response:
     ctx = web(request)
     subscriber = links.subscriber(db, ctx.settings, Purpose.unsubscribe, token)
@@ -48,7 +46,7 @@ def post(token: str, request: Request, db: Annotated[Session, Depends(session)],
 
 
 @router.post("/u/{token}/resubscribe")
-def resubscribe(token: str, request: Request, db: Annotated[Session, Depends(session)], csrf: FormText = "") -> Response:
+def resubscribe(token: str, request: Request, db: DB, csrf: FormText = "") -> Response:
     """The "undo" button on the confirmation page."""
     ctx = web(request)
     subscriber = links.subscriber(db, ctx.settings, Purpose.unsubscribe, token)

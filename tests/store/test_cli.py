@@ -6,9 +6,11 @@ import csv
 from pathlib import Path
 
 from click.testing import CliRunner
+from sqlalchemy import text
 
 from mailer.cli import main
 from mailer.cli.common import settings as cli_settings
+from mailer.store.db import make_engine, upgrade
 
 
 def test_db_upgrade_creates_the_database_and_other_commands_refuse_an_old_one(workdir: Path):
@@ -21,7 +23,7 @@ def test_db_upgrade_creates_the_database_and_other_commands_refuse_an_old_one(wo
     refused = run("subscribers", "list")
     assert refused.exit_code == 1
     assert refused.output.strip() == "Error: database is not up to date: run `mailer db upgrade`"
-    assert "out of date" in run("db", "current").output
+    assert "not up to date: run `mailer db upgrade`" in run("db", "current").output
 
     first = run("db", "upgrade")
     assert first.exit_code == 0, first.output
@@ -32,6 +34,57 @@ def test_db_upgrade_creates_the_database_and_other_commands_refuse_an_old_one(wo
     assert run("db", "check").output == "Database matches the models.\n"
     assert run("subscribers", "list").exit_code == 0
     cli_settings.cache_clear()
+
+
+def test_a_database_that_cannot_be_opened_is_one_clean_error(workdir: Path):
+    def run(url: str, *args: str):
+        cli_settings.cache_clear()
+        result = CliRunner().invoke(main, list(args), env={"MAILER_SECRET_KEY": "test-secret-key-0123456789",
+                                                            "MAILER_DATABASE_URL": url})
+        cli_settings.cache_clear()
+        return result
+
+    (workdir / "notes.db").write_text("not a database, just some notes that are long enough to be read\n")
+    for url, message in [
+        (f"sqlite:///{workdir}/no/such/folder/mailer.db", "unable to open database file"),
+        (f"sqlite:///{workdir}/notes.db", "file is not a database"),
+        ("postgresql+psycopg://mailer:secret@127.0.0.1:1/mailer", "Connection refused"),
+        ("not a url", "database_url: cannot use it"),
+        ("mysql://mailer@localhost/mailer", "database_url: cannot use it"),
+    ]:
+        for args in (["subscribers", "list"], ["db", "upgrade"], ["db", "current"]):
+            result = run(url, *args)
+            assert (result.exit_code, result.exception.__class__) == (1, SystemExit), (url, args, result.output)
+            assert result.output.startswith("Error: ") and message in result.output, (url, args, result.output)
+            assert "secret" not in result.output  # the password of the URL stays out of the message
+
+
+def test_a_database_from_a_newer_mailer_is_not_touched(workdir: Path):
+    url = f"sqlite:///{workdir / 'newer.db'}"
+    engine = make_engine(url)
+    upgrade(engine)
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = 'aaaaaaaaaaaa'"))
+    engine.dispose()
+    cli_settings.cache_clear()
+    env = {"MAILER_SECRET_KEY": "test-secret-key-0123456789", "MAILER_DATABASE_URL": url}
+    for args in (["db", "upgrade"], ["subscribers", "list"]):
+        result = CliRunner().invoke(main, args, env=env)
+        assert (result.exit_code, result.output) == (
+            1, "Error: database is at revision aaaaaaaaaaaa, newer than this mailer knows: upgrade mailer\n")
+        cli_settings.cache_clear()
+    assert "newer than this mailer knows" in CliRunner().invoke(main, ["db", "current"], env=env).output
+    cli_settings.cache_clear()
+
+
+def test_bad_option_values_are_usage_errors(cli, workdir):
+    for args in (["subscribers", "list", "--limit", "-1"], ["subscribers", "stats", "--months", "0"],
+                 ["subscribers", "add", "a@example.org", "--language", "fr"], ["subscribers", "list", "--status", "gone"]):
+        result = cli(*args)
+        assert result.exit_code == 2 and "Invalid value for" in result.output, (args, result.output)
+    unwritable = cli("subscribers", "export", str(workdir / "no" / "such" / "folder.csv"))
+    assert (unwritable.exit_code, unwritable.output) == (
+        1, f"Error: {workdir / 'no' / 'such' / 'folder.csv'}: cannot write: No such file or directory\n")
 
 
 def test_topics(cli):

@@ -93,6 +93,14 @@ def test_wrong_encoding_is_a_clear_error_and_nothing_is_written(session, topics,
     assert count(session) == 0
 
 
+def test_a_quote_left_open_is_an_error_not_the_rest_of_the_file_in_one_cell(session, topics, workdir):
+    path = write(workdir / "quote.csv", 'email,name\nok@example.org,Ok\n"gwen@example.org,Gwen\nbob@example.org,Bob\n')
+    with pytest.raises(CsvError, match=r"quote.csv:3: unexpected end of data \(check the quotes.*Nothing was imported"):
+        import_csv(session, path=path, salts=SALTS)
+    session.rollback()
+    assert count(session) == 0
+
+
 def test_unknown_columns_are_an_error_naming_them(session, workdir):
     path = write(workdir / "cols.csv", "email,name,phone,langauge\nok@example.org,Ok,123,cy\n")
     with pytest.raises(CsvError, match=r"cols.csv:1: unknown column 'phone', 'langauge' \(known: email, name, language, topics"):

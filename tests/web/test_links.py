@@ -51,6 +51,8 @@ def _bad_tokens(settings, purpose: Purpose, subscriber_id: int, forgotten_id: in
         "very long": "A" * 5000,
         "another purpose": make_token(settings, other_purpose, _payload(other_purpose, subscriber_id)),
         "no such subscriber": make_token(settings, purpose, _payload(purpose, 987654)),
+        "id too big for the database": make_token(settings, purpose, _payload(purpose, 2**70)),
+        "id not a number": make_token(settings, purpose, _payload(purpose, True)),  # type: ignore[arg-type]
         "forgotten subscriber": make_token(settings, purpose, _payload(purpose, forgotten_id)),
     }
 

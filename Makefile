@@ -34,6 +34,8 @@ bench: system-deps install
 	$(BIN)/python bench/bench_store.py
 	$(BIN)/python bench/bench_send.py
 	$(BIN)/python bench/bench_bounces.py
+	$(BIN)/python bench/bench_schedule.py
+	$(BIN)/python bench/bench_web.py
 
 clean:
 	rm -rf $(VENV) build demo test-artifacts .pytest_cache

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import click
+from rich.markup import escape
 
 from mailer.cli.common import console, settings
 from mailer.content import RENDER_LANGUAGES, load_issue
@@ -79,11 +80,11 @@ def build(file: Path, out_dir: Path, language: str | None) -> None:
     for path in output.files:
         size = path.stat().st_size
         note = "  [red]over 102 KB: Gmail will clip it[/red]" if path.suffix == ".html" and size > GMAIL_CLIP_BYTES else ""
-        console.print(f"{path}  {size / 1024:6.1f} KB{note}")
+        console.print(f"{escape(str(path))}  {size / 1024:6.1f} KB{note}")
 
 
 @issue.command()
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8025, show_default=True, type=click.IntRange(0, 65535))
 @language_option

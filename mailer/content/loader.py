@@ -89,20 +89,16 @@ def _compose(path: Path) -> yaml.Node:
     try:
         root = composer.get_single_node()
     except _TooBig as exc:
-        line, column = (exc.mark.line + 1, exc.mark.column + 1) if exc.mark else (1, 1)
-        raise IssueError([Problem(name, line, column, "", str(exc))]) from None
+        raise IssueError([_at(name, exc.mark, str(exc))]) from None
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        raise IssueError([Problem(name, line, column, "", f"YAML syntax error: {exc.problem or exc.context}")]) from None
+        raise IssueError([_yaml_problem(name, exc, "YAML syntax error")]) from None
     except yaml.YAMLError as exc:
         raise IssueError([Problem(name, 1, 1, "", f"YAML error: {exc}")]) from None
     finally:
         composer.dispose()
     if not isinstance(root, yaml.MappingNode):
         mark = root.start_mark if root is not None else None
-        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        raise IssueError([Problem(name, line, column, "", "expected the issue's fields (title:, date:, sections: ...)")])
+        raise IssueError([_at(name, mark, "expected the issue's fields (title:, date:, sections: ...)")])
     _check_size(root, name)
     return root
 
@@ -118,7 +114,7 @@ def _check_size(root: yaml.Node, name: str) -> None:
         if key in sizes:
             return sizes[key]
         if key in open_nodes:
-            raise IssueError([Problem(name, node.start_mark.line + 1, node.start_mark.column + 1, "", "an alias refers to itself; refusing the file")])
+            raise IssueError([_at(name, node.start_mark, "an alias refers to itself; refusing the file")])
         open_nodes.add(key)
         total = 1
         if isinstance(node, yaml.MappingNode):
@@ -127,9 +123,8 @@ def _check_size(root: yaml.Node, name: str) -> None:
                 if isinstance(key_node, yaml.ScalarNode):
                     first = seen.setdefault(key_node.value, key_node)
                     if first is not key_node:
-                        mark = key_node.start_mark
-                        problems.append(Problem(name, mark.line + 1, mark.column + 1, str(key_node.value),
-                                                f"given twice (first on line {first.start_mark.line + 1})"))
+                        problems.append(_at(name, key_node.start_mark, f"given twice (first on line {first.start_mark.line + 1})",
+                                            field=str(key_node.value)))
                 total += size(key_node) + size(value_node)
                 if total > MAX_NODES:
                     break
@@ -166,13 +161,30 @@ def _construct(root: yaml.Node, name: str) -> Any:
     try:
         return constructor.construct_document(root)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        raise IssueError([Problem(name, line, column, "", f"YAML error: {exc.problem}")]) from None
+        raise IssueError([_yaml_problem(name, exc, "YAML error")]) from None
     except (ValueError, TypeError) as exc:
         raise IssueError([Problem(name, 1, 1, "", f"YAML error: {exc}")]) from None
     finally:
         constructor.dispose()
+
+
+def _at(name: str, mark: yaml.Mark | None, message: str, field: str = "") -> Problem:
+    """A problem at a YAML position (marks count from 0), or at the top of the file when there is none."""
+    line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+    return Problem(name, line, column, field, message)
+
+
+def _yaml_problem(name: str, exc: yaml.MarkedYAMLError, what: str) -> Problem:
+    """Where PyYAML noticed the problem, and where what it was reading began: an unclosed quote or
+    bracket is only noticed at the end of the file, so its start is what the editor needs."""
+    mark = exc.problem_mark or exc.context_mark
+    message = f"{what}: {exc.problem or exc.context}"
+    start = exc.context_mark
+    if exc.problem and exc.context and start and mark and start.line != mark.line:
+        message += f" ({exc.context} that begins on line {start.line + 1}, column {start.column + 1})"
+    if "'\\t'" in message:
+        message += " (YAML indents with spaces, not tabs)"
+    return _at(name, mark, message)
 
 
 class Locator:

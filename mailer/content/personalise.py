@@ -6,11 +6,12 @@ would URL-encode `{{ name }}` in an href). The `Personaliser` splits each part o
 at the placeholders; a recipient then costs one join. Values are inserted as data,
 never parsed again: a name like `{{ 7*7 }}` or `<script>` stays text.
 
-Two kinds of marker need a little more than a lookup, still without parsing anything:
-- the name in each language block is marked with its language (`__MAILER_NAME_CY__`), so
-  a reader without a name is greeted "Annwyl gyfaill," and "Dear friend," in one email;
-- `__MAILER_IF_EMAIL__ ... __MAILER_ENDIF__` keeps what it holds only when the address is
-  given: the web version has no recipient, so it leaves "...with the address ." out.
+One marker chooses between two texts by whether a value is given:
+`__MAILER_IF_NAME__Dear __MAILER_NAME__,__MAILER_ELSE__Dear friend,__MAILER_ENDIF__`.
+The templates write both texts, in each language block's own words, so a reader without
+a name is greeted "Annwyl gyfaill," and "Dear friend," in one email; and the web version,
+which has no recipient, leaves out the footer's "...with the address ." The chosen text
+is one per-recipient value, so the literal parts around it never depend on the values.
 """
 
 from __future__ import annotations
@@ -18,102 +19,88 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from mailer.content.render import Rendered
 
 PLACEHOLDER_FIELDS = ("name", "email", "unsubscribe_url", "preferences_url", "web_url")
-FALLBACK_NAMES = {"en": "friend", "cy": "gyfaill"}  # "Dear friend," / "Annwyl gyfaill,"
 _FIELD = "|".join(field.upper() for field in PLACEHOLDER_FIELDS)
 _MARKER = re.compile(
-    f"__MAILER_IF_(?P<if>{_FIELD})__(?P<content>.*?)__MAILER_ENDIF__"
-    f"|__MAILER_(?:NAME_(?P<name_lang>{'|'.join(language.upper() for language in FALLBACK_NAMES)})|(?P<field>{_FIELD}))__",
+    f"__MAILER_IF_(?P<if>{_FIELD})__(?P<then>.*?)(?:__MAILER_ELSE__(?P<otherwise>.*?))?__MAILER_ENDIF__"
+    f"|__MAILER_(?P<field>{_FIELD})__",
     re.DOTALL,
 )
-_ROOT_LANG = re.compile(r'<html\b[^>]*?\slang="(\w+)"')
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 
 Convert = Callable[[str], str]
 
 
-def placeholder(field: str, language: str | None = None) -> str:
-    """The marker written into the rendered issue where `field` goes, e.g. `__MAILER_EMAIL__`.
-
-    `placeholder("name", "cy")` is the name in a Welsh block: it falls back to the Welsh word.
-    """
+def placeholder(field: str) -> str:
+    """The marker written into the rendered issue where `field` goes, e.g. `__MAILER_EMAIL__`."""
     if field not in PLACEHOLDER_FIELDS:
         raise ValueError(f"unknown placeholder field {field!r}; expected one of {', '.join(PLACEHOLDER_FIELDS)}")
-    if language is None:
-        return f"__MAILER_{field.upper()}__"
-    if field != "name" or language not in FALLBACK_NAMES:
-        raise ValueError(f"only the name has a placeholder per language ({', '.join(FALLBACK_NAMES)}), not {field!r} in {language!r}")
-    return f"__MAILER_NAME_{language.upper()}__"
+    return f"__MAILER_{field.upper()}__"
 
 
-def optional(content: str, field: str) -> str:
-    """`content` marked to be kept only for a recipient whose `field` is not empty.
+def if_given(text: str, field: str, otherwise: str = "") -> str:
+    """`text` for a recipient whose `field` is not empty, `otherwise` for one whose is.
 
-    What it holds becomes one per-recipient value, so it should not span lines (the delivery
-    engine turns line breaks into CRLF in the literal parts only).
+    Whichever is chosen becomes one per-recipient value, so neither should span lines
+    (the delivery engine turns line breaks into CRLF in the literal parts only).
     """
-    placeholder(field)  # refuses an unknown field
-    return f"__MAILER_IF_{field.upper()}__{content}__MAILER_ENDIF__"
+    marker = placeholder(field).removeprefix("__MAILER_")  # refuses an unknown field
+    if otherwise:
+        return f"__MAILER_IF_{marker}{text}__MAILER_ELSE__{otherwise}__MAILER_ENDIF__"
+    return f"__MAILER_IF_{marker}{text}__MAILER_ENDIF__"
 
 
-def greeting_name(name: str | None, language: str, *, first: str = "cy") -> str:
-    """The subscriber's name on one line, or a friendly word when there is none ("friend", "gyfaill").
+def greeting_name(name: str | None, language: str = "en", *, first: str | None = None) -> str:
+    """The subscriber's name on one line, empty when there is none.
 
-    A bilingual email (`language="both"`) gets the name alone, possibly empty: the `Personaliser`
-    then greets each language block in its own words. Callers may as well pass the bare name;
-    `first` is only accepted so that callers written for one word per email keep working.
+    The templates greet a reader without a name themselves ("Dear friend,"), so `language`
+    and `first` change nothing; they are accepted so that existing callers keep working.
     """
-    name = _one_line(name or "")
-    if name or language == "both":
-        return name
-    return FALLBACK_NAMES.get(language, FALLBACK_NAMES["en"])
+    return _one_line(name or "").strip()
 
 
 def _one_line(value: str) -> str:
-    return _CONTROL.sub(" ", value).strip()
+    return value if value.isprintable() else _CONTROL.sub(" ", value)
+
+
+@dataclass(frozen=True)
+class _Choice:
+    """An `if_given` marker, compiled: `then` when `field` has a value, else `otherwise`."""
+
+    field: str
+    then: Template
+    otherwise: Template
 
 
 class Template:
-    """One text split at its markers: literal parts at even indices, per-recipient values at odd ones.
+    """One text split at its markers: literal parts at even indices, per-recipient values at odd ones."""
 
-    Each slot has a key: a field (`email`), the name in a language (`name_cy`; an unmarked name is
-    in `language`, the document's), or the number of an optional section in `sections`.
-    """
+    __slots__ = ("fields", "parts", "slots")
 
-    __slots__ = ("parts", "slots", "plain", "names", "sections", "fields")
-
-    def __init__(self, text: str, language: str = "en"):
+    def __init__(self, text: str):
         self.parts: list[str] = []
-        self.sections: dict[int, tuple[str, Template]] = {}
-        slots: list[tuple[int, str | int]] = []
+        slots: list[str | _Choice] = []
         start = 0
         for match in _MARKER.finditer(text):
             self.parts.append(text[start:match.start()])
-            key: str | int
-            if match["if"]:
-                key = len(self.sections)
-                self.sections[key] = (match["if"].lower(), Template(match["content"], language))
-            elif match["name_lang"] or match["field"] == "NAME":
-                key = f"name_{(match['name_lang'] or language).lower()}"
-            else:
-                key = match["field"].lower()
-            slots.append((len(self.parts), key))
             self.parts.append("")  # the slot's value goes here
+            if match["if"]:
+                slots.append(_Choice(match["if"].lower(), Template(match["then"]), Template(match["otherwise"] or "")))
+            else:
+                slots.append(match["field"].lower())
             start = match.end()
         self.parts.append(text[start:])
         self.slots = tuple(slots)
-        keys = {key for _, key in slots if isinstance(key, str)}
-        self.names = tuple((key, key.removeprefix("name_")) for key in keys if key.startswith("name_"))
-        self.plain = tuple(key for key in keys if not key.startswith("name_"))
-        fields = set(self.plain) | ({"name"} if self.names else set())
-        for field, section in self.sections.values():
-            fields |= {field} | section.fields
-        self.fields = frozenset(fields)
+        fields: set[str] = set()
+        for slot in slots:
+            fields |= {slot} if isinstance(slot, str) else {slot.field, *slot.then.fields, *slot.otherwise.fields}
+        self.fields = frozenset(fields)  # every field the text needs, so each is converted once
 
     def fill(self, values: Mapping[str, str], convert: Convert) -> str:
         if not self.slots:
@@ -123,69 +110,49 @@ class Template:
     def pieces(self, values: Mapping[str, str], convert: Convert) -> list[str]:
         """`parts` with each slot replaced by its converted value; `fill` joins them."""
         try:
-            converted: dict[str | int, str] = {key: convert(values[key]) for key in self.plain}
-            if self.names:  # the name, or the word of each slot's language
-                name = _one_line(values["name"])
-                for key, language in self.names:
-                    converted[key] = convert(name or FALLBACK_NAMES[language])
+            converted = {field: convert(values[field]) for field in self.fields}
         except KeyError as missing:
-            raise _no_value(missing.args[0]) from None
-        for number, (field, section) in self.sections.items():
-            if field not in values:
-                raise _no_value(field)
-            converted[number] = section.fill(values, convert) if values[field].strip() else ""
+            raise KeyError(f"no value for placeholder {missing.args[0]!r} "
+                           f"(give all of: {', '.join(PLACEHOLDER_FIELDS)})") from None
+        return self._pieces(values, converted)
+
+    def _pieces(self, values: Mapping[str, str], converted: dict[str, str]) -> list[str]:
         parts = self.parts.copy()
-        for index, key in self.slots:
-            parts[index] = converted[key]
+        for index, slot in enumerate(self.slots):
+            if isinstance(slot, str):
+                parts[2 * index + 1] = converted[slot]
+            else:
+                chosen = slot.then if values[slot.field].strip() else slot.otherwise
+                parts[2 * index + 1] = "".join(chosen._pieces(values, converted))
         return parts
 
 
-def _no_value(field: str) -> KeyError:
-    return KeyError(f"no value for placeholder {field!r} (give all of: {', '.join(PLACEHOLDER_FIELDS)})")
-
-
 def _html_value(value: str) -> str:
-    return html.escape(value, quote=True)
-
-
-def _text_value(value: str) -> str:
-    return value
-
-
-def _header_value(value: str) -> str:
-    # A subject is a header: no line breaks, whatever a subscriber typed as their name.
-    return _CONTROL.sub(" ", value)
-
-
-def _document_language(rendered: Rendered) -> str:
-    """The language an unmarked name falls back to: the email's, or for a bilingual one the first."""
-    if rendered.language in FALLBACK_NAMES:
-        return rendered.language
-    found = _ROOT_LANG.search(rendered.html)
-    return found.group(1) if found and found.group(1) in FALLBACK_NAMES else "en"
+    return html.escape(_one_line(value), quote=True)
 
 
 class Personaliser:
-    """A rendered issue compiled for fast per-recipient filling."""
+    """A rendered issue compiled for fast per-recipient filling.
+
+    Every value goes in on one line, whatever a subscriber typed as their name: the
+    subject is a header, and the delivery engine writes CRLF only in the literal parts.
+    """
 
     def __init__(self, rendered: Rendered):
         self.rendered = rendered
-        language = _document_language(rendered)
-        self._html = Template(rendered.html, language)
-        self._text = Template(rendered.text, language)
-        self._subject = Template(rendered.subject, language)
-
-    @property
-    def fields(self) -> frozenset[str]:
-        """The placeholder fields this issue uses."""
-        return self._html.fields | self._text.fields | self._subject.fields
+        self._html = Template(rendered.html)
+        self._text = Template(rendered.text)
+        self._subject = Template(rendered.subject)
 
     def html(self, values: Mapping[str, str]) -> str:
         """The HTML part with every value HTML-escaped."""
         return self._html.fill(values, _html_value)
 
     def text(self, values: Mapping[str, str]) -> str:
-        return self._text.fill(values, _text_value)
+        return self._text.fill(values, _one_line)
+
+    def subject(self, values: Mapping[str, str]) -> str:
+        return self._subject.fill(values, _one_line)
 
     def html_pieces(self, values: Mapping[str, str]) -> list[str]:
         """The HTML split at its placeholders: literal parts at even indices, escaped values at odd ones.
@@ -196,7 +163,4 @@ class Personaliser:
 
     def text_pieces(self, values: Mapping[str, str]) -> list[str]:
         """Like `html_pieces`, for the plain text."""
-        return self._text.pieces(values, _text_value)
-
-    def subject(self, values: Mapping[str, str]) -> str:
-        return self._subject.fill(values, _header_value)
+        return self._text.pieces(values, _one_line)

@@ -139,4 +139,7 @@ def make_server(preview: Preview, host: str = "127.0.0.1", port: int = 8025) -> 
         def log_message(self, format: str, *args: object) -> None:  # quiet: the editor watches the page
             pass
 
-    return ThreadingHTTPServer((host, port), Handler)
+    try:
+        return ThreadingHTTPServer((host, port), Handler)
+    except OSError as exc:
+        raise MailerError(f"cannot serve the preview on {host}:{port}: {exc.strerror}; try another --port") from None

@@ -22,11 +22,11 @@ from markupsafe import Markup
 from premailer import Premailer
 
 from mailer.config import Settings
-from mailer.content.personalise import optional
+from mailer.content.personalise import if_given
 from mailer.content.schema import Issue
 from mailer.content.text import render_text
 from mailer.content.view import IssueView, issue_view
-from mailer.errors import IssueError, Problem, RenderError
+from mailer.errors import IssueError, RenderError
 from mailer.i18n import LANGUAGE_NAMES, install
 
 RENDER_LANGUAGES = ("en", "cy", "both")
@@ -88,8 +88,8 @@ def variant_languages(issue: Issue, settings: Settings, language: str) -> list[s
     missing = [lang for lang in wanted if lang not in issue.languages]
     if missing:
         names = " and ".join(LANGUAGE_NAMES[lang] for lang in missing)
-        raise IssueError([Problem(str(issue.path or issue.slug), 1, 1, "languages",
-                                  f"the issue is not written in {names} (languages: {', '.join(issue.languages)})")])
+        declared = ", ".join(issue.languages)
+        raise IssueError([issue.problem(("languages",), f"the issue is not written in {names} (languages: {declared})")])
     return wanted
 
 
@@ -158,6 +158,6 @@ def environment(templates: str, language: str) -> Environment:
         lstrip_blocks=True,
     )
     install(env, language)
-    # {% filter optional("email") %}...{% endfilter %}: left out for a recipient without an address.
-    env.filters["optional"] = lambda content, field: Markup(optional(content, field))
+    # {% filter if_given("email") %}...{% endfilter %}: left out for a recipient without an address.
+    env.filters["if_given"] = lambda content, field: Markup(if_given(content, field))
     return env

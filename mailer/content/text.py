@@ -28,7 +28,7 @@ def _issue_text(view: IssueView) -> str:
     _ = translations(view.lang).gettext
     blocks = [f"{view.list_name} · {view.date}", _underline(view.title, "=")]
     if view.greeting:
-        blocks.append(_("Dear %(name)s,") % {"name": view.placeholders["name"]})
+        blocks.append(view.greeting)
     if view.intro:
         blocks.append(view.intro.text)
     for section in view.sections:

@@ -14,9 +14,9 @@ from markupsafe import Markup
 
 from mailer.config import Settings
 from mailer.content import markdown
-from mailer.content.personalise import PLACEHOLDER_FIELDS, placeholder
+from mailer.content.personalise import PLACEHOLDER_FIELDS, if_given, placeholder
 from mailer.content.schema import Event, Issue, Localized
-from mailer.i18n import LOCALES
+from mailer.i18n import LOCALES, translations
 
 # Links to the subscriber pages and the web version; the pages speak the language `?lang=` names.
 PAGE_LINKS = ("unsubscribe_url", "preferences_url", "web_url")
@@ -73,7 +73,7 @@ class IssueView:
     subject: str
     preheader: str
     date: str
-    greeting: bool
+    greeting: str  # "Dear <name>," with its fallback, or "" for none
     intro: Prose | None
     sections: list[SectionView]
     sign_off: Prose | None
@@ -108,7 +108,7 @@ def issue_view(issue: Issue, settings: Settings, language: str) -> IssueView:
         subject=text(issue.subject) or title,
         preheader=text(issue.preheader) or "",
         date=format_date(issue.date, "long", locale=LOCALES[language]),
-        greeting=issue.greeting,
+        greeting=greeting(language) if issue.greeting else "",
         intro=prose(issue.intro),
         sections=sections,
         sign_off=prose(issue.sign_off),
@@ -118,12 +118,16 @@ def issue_view(issue: Issue, settings: Settings, language: str) -> IssueView:
     )
 
 
+def greeting(language: str) -> str:
+    """"Dear <name>," in `language`, or "Dear friend," for a reader whose name we do not have."""
+    _ = translations(language).gettext
+    return if_given(_("Dear %(name)s,") % {"name": placeholder("name")}, "name", otherwise=_("Dear friend,"))
+
+
 def _placeholders(language: str) -> dict[str, str]:
     """The per-recipient markers, with the links to our own pages asking for this block's language:
-    whoever reads the English half of a bilingual email gets English pages, whatever they chose.
-    The name is this block's own, so a reader without one is greeted in the block's words."""
+    whoever reads the English half of a bilingual email gets English pages, whatever they chose."""
     markers = {field: placeholder(field) for field in PLACEHOLDER_FIELDS}
-    markers["name"] = placeholder("name", language)
     for field in PAGE_LINKS:
         markers[field] += f"?lang={language}"
     return markers

@@ -16,6 +16,9 @@ CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
         "--disable-component-update", "--disable-sync"]
 ARTIFACTS = ROOT / "test-artifacts"
+# Stands in for the issue's photos (a 16:9 picture), so the screenshots show the layout as readers see it.
+PICTURE = (b'<svg xmlns="http://www.w3.org/2000/svg" width="1200" height="675">'
+           b'<rect width="1200" height="675" fill="#8fb8c2"/><circle cx="600" cy="337" r="180" fill="#c8102e"/></svg>')
 
 
 @pytest.fixture(scope="module")
@@ -29,15 +32,21 @@ def browser():
         browser.close()
 
 
+FOOTER_LINKS = {"en": ("Unsubscribe", "Update your preferences", "View in browser"),
+                "both": ("Dad-danysgrifio", "Diweddaru eich dewisiadau", "Gweld yn eich porwr")}
+
+
 @pytest.mark.parametrize("sample, language", [(SAMPLE_EN, "en"), (SAMPLE_BILINGUAL, "both")])
 def test_email_fits_phone_and_desktop(browser, settings, sample, language):
     rendered = render_issue(load_issue(sample), settings, language)
     html = Personaliser(rendered).html(sample_values(settings, language))
     ARTIFACTS.mkdir(exist_ok=True)
+    requests: list[str] = []
     for width in (375, 600):
         page = browser.new_page(viewport={"width": width, "height": 800})
-        requests: list[str] = []
-        page.route("**/*", lambda route: (requests.append(route.request.url), route.abort()))  # loopback only: nothing leaves
+        # Every request is answered here: nothing leaves the machine.
+        page.route("**/*", lambda route: (requests.append(route.request.url),
+                                          route.fulfill(body=PICTURE, content_type="image/svg+xml")))
         page.set_content(html, wait_until="load")
         assert page.evaluate("document.documentElement.scrollWidth") <= width
         assert page.evaluate("document.documentElement.lang") == ("cy" if language == "both" else "en")
@@ -46,7 +55,12 @@ def test_email_fits_phone_and_desktop(browser, settings, sample, language):
         if language == "both":
             assert page.evaluate("Array.from(document.querySelectorAll('.mailer-lang-cy, .mailer-lang-en'), e => e.lang)") == ["en", "cy", "en"]
         button = page.locator("a", has_text="Read").first.bounding_box()
-        assert button and button["height"] >= 40  # big enough to tap
+        assert button and button["height"] >= 44  # big enough to tap
+        images = page.evaluate("Array.from(document.images, image => [image.naturalWidth, image.width])")
+        assert all(natural > 0 and 0 < shown <= width for natural, shown in images)  # loaded, and scaled to fit
+        if width == 375:  # the footer's links, one a line on a phone
+            footer = [page.locator("a", has_text=label).first.bounding_box() for label in FOOTER_LINKS[language]]
+            assert all(box and box["height"] >= 44 for box in footer)
         assert all(url.startswith("https://example.org/") for url in requests)  # only the issue's own images were asked for
         page.screenshot(path=str(ARTIFACTS / f"email-{sample.stem}-{language}-{width}.png"), full_page=True)
         page.close()

@@ -10,7 +10,9 @@ import urllib.request
 from email import message_from_bytes, policy
 from pathlib import Path
 
+import jsonschema
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from mailer.cli import main
@@ -112,6 +114,24 @@ def test_schema_is_json_schema(cli_env, workdir):
     assert json.loads((workdir / "issue.schema.json").read_text()) == schema
 
 
+def test_schema_accepts_the_samples_and_refuses_what_validate_refuses(cli_env):
+    """What an editor's YAML plugin checks as they type agrees with `validate`."""
+    validator = jsonschema.Draft202012Validator(json.loads(run("schema").output))
+    validator.check_schema(validator.schema)
+
+    def as_json(path: Path) -> dict:
+        return json.loads(json.dumps(yaml.safe_load(path.read_text(encoding="utf-8")), default=str))
+
+    for sample in (SAMPLE_EN, SAMPLE_BILINGUAL):
+        assert list(validator.iter_errors(as_json(sample))) == [], sample
+    bad = as_json(SAMPLE_EN)
+    bad["sections"][0]["button"]["url"] = "javascript:alert(1)"
+    bad["sections"][1]["heding"] = "Typo"
+    bad["preheader"] = {"en": "Hi", "fr": "Salut"}
+    assert sorted(list(error.path) for error in validator.iter_errors(bad)) == [
+        ["preheader"], ["sections", 0, "button"], ["sections", 1]]  # an optional field is checked as a whole
+
+
 def fetch(port: int, path: str) -> str:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
         return response.read().decode("utf-8")
@@ -127,6 +147,14 @@ def preview_server(settings, tmp_path):
     yield issue, server.server_address[1]
     server.shutdown()
     server.server_close()
+
+
+def test_preview_on_a_port_in_use_or_a_missing_file_is_a_clean_error(cli_env, preview_server):
+    issue, port = preview_server
+    taken = run("preview", str(issue), "--port", str(port))
+    assert taken.exit_code == 1 and f"cannot serve the preview on 127.0.0.1:{port}" in taken.output
+    missing = run("preview", "missing.yaml")
+    assert missing.exit_code == 2 and "does not exist" in missing.output
 
 
 def test_preview_serves_both_widths_and_text_and_rerenders(preview_server):

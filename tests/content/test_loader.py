@@ -114,10 +114,13 @@ def test_empty_section_and_event_times(write_issue):
     ]
 
 
-def test_yaml_syntax_error(write_issue):
+def test_yaml_syntax_error_names_where_the_unclosed_part_begins(write_issue):
     path = write_issue('title: "unclosed\ndate: 2026-12-01\n')
-    [problem] = problems(path)
-    assert problem.startswith("3:1: YAML syntax error")
+    assert problems(path) == [("3:1: YAML syntax error: found unexpected end of stream "
+                               "(while scanning a quoted scalar that begins on line 1, column 8)")]
+    path = write_issue("title: x\ndate: 2026-12-01\nsections:\n\t- heading: x\n")
+    assert problems(path) == [("4:1: YAML syntax error: found character '\\t' that cannot start any token "
+                               "(YAML indents with spaces, not tabs)")]
 
 
 def test_not_a_mapping_and_empty_file(write_issue):

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from mailer.content import PLACEHOLDER_FIELDS, Personaliser, Rendered, greeting_name, load_issue, placeholder, render_issue
-from mailer.content.personalise import optional
+from mailer.content.personalise import if_given
 from tests.content.conftest import SAMPLE_BILINGUAL, SAMPLE_EN
 
 VALUES = {
@@ -27,10 +27,8 @@ def test_placeholders_are_plain_words():
     assert placeholder("unsubscribe_url") == "__MAILER_UNSUBSCRIBE_URL__"
     assert [placeholder(field) for field in PLACEHOLDER_FIELDS] == [
         "__MAILER_NAME__", "__MAILER_EMAIL__", "__MAILER_UNSUBSCRIBE_URL__", "__MAILER_PREFERENCES_URL__", "__MAILER_WEB_URL__"]
-    assert placeholder("name", "cy") == "__MAILER_NAME_CY__"  # the name in a Welsh block
-    for field, language in (("password", None), ("email", "cy"), ("name", "fr")):
-        with pytest.raises(ValueError):
-            placeholder(field, language)
+    with pytest.raises(ValueError):
+        placeholder("password")
 
 
 def test_fills_every_part():
@@ -38,7 +36,6 @@ def test_fills_every_part():
     assert personal.html(VALUES) == '<p>Hi Siân</p><a href="https://news.example.org/u/abc">x</a>'
     assert personal.text(VALUES) == "Hi Siân"
     assert personal.subject(VALUES) == "For Siân"
-    assert personal.fields == {"name", "unsubscribe_url"}
 
 
 @pytest.mark.parametrize("name", ["{{ 7*7 }}", "{% for x in range(9) %}x{% endfor %}", "${7*7}", "<script>alert(1)</script>",
@@ -74,12 +71,9 @@ def test_text_without_placeholders_is_returned_as_is():
     assert make("<p>static</p>").html({}) == "<p>static</p>"
 
 
-def test_greeting_name_fallbacks():
+def test_greeting_name_is_the_name_on_one_line():
     assert greeting_name("  Siân  ", "cy") == "Siân"
-    assert greeting_name("", "en") == "friend"
-    assert greeting_name(None, "cy") == "gyfaill"
-    assert greeting_name("", "both", first="cy") == ""  # the Personaliser greets each block in its own words
-    assert greeting_name(" Siân ", "both", first="en") == "Siân"
+    assert greeting_name(None, "cy") == greeting_name("", "both", first="en") == ""  # the templates say "Dear friend,"
     assert greeting_name("Bad\r\nName", "en") == "Bad Name"
 
 
@@ -88,11 +82,9 @@ def bilingual(settings) -> Personaliser:
     return Personaliser(render_issue(load_issue(SAMPLE_BILINGUAL), settings, "both"))
 
 
-@pytest.mark.parametrize("name", ["", "  ", None])
+@pytest.mark.parametrize("name", ["", "  ", "\r\n"])
 def test_a_bilingual_reader_without_a_name_is_greeted_in_each_language(bilingual, name):
-    # Whether the caller passes the bare (empty) name or what greeting_name makes of it, as delivery does.
-    value = greeting_name(name, "both") if name is not None else ""
-    html, text = bilingual.html({**VALUES, "name": value}), bilingual.text({**VALUES, "name": value})
+    html, text = bilingual.html({**VALUES, "name": name}), bilingual.text({**VALUES, "name": name})
     for part in (html, text):
         assert "Annwyl gyfaill," in part and "Dear friend," in part
         assert "Dear gyfaill" not in part and "Annwyl friend" not in part
@@ -104,34 +96,39 @@ def test_a_bilingual_reader_with_a_name_gets_it_in_both_greetings(bilingual):
     assert "Annwyl Siân Bcc: x," in text and "Dear Siân Bcc: x," in text
 
 
-def test_an_unmarked_name_falls_back_to_the_language_of_the_email():
-    """Sends frozen before names were marked per block carry `__MAILER_NAME__`: their first language's word."""
-    both = Personaliser(Rendered("both", "", "", '<html lang="cy"><p>Annwyl __MAILER_NAME__, Dear __MAILER_NAME__,</p>', "", ""))
-    assert both.html({"name": ""}) == '<html lang="cy"><p>Annwyl gyfaill, Dear gyfaill,</p>'
-    assert make("Dear __MAILER_NAME__,").html({"name": ""}) == "Dear friend,"
-    assert make("Dear __MAILER_NAME__,").html({"name": "Siân"}) == "Dear Siân,"
+OPTIONAL = if_given("<p>to __MAILER_EMAIL__ (__MAILER_NAME__)</p>", "email")
+GREETING = if_given("Dear __MAILER_NAME__,", "name", otherwise="Dear friend,")
 
 
-OPTIONAL = "<p>a</p>__MAILER_IF_EMAIL__<p>to __MAILER_EMAIL__ (__MAILER_NAME__)</p>__MAILER_ENDIF__<p>b</p>"
+def test_if_given_markers():
+    assert if_given("<p>to __MAILER_EMAIL__</p>", "email") == "__MAILER_IF_EMAIL__<p>to __MAILER_EMAIL__</p>__MAILER_ENDIF__"
+    assert GREETING == "__MAILER_IF_NAME__Dear __MAILER_NAME__,__MAILER_ELSE__Dear friend,__MAILER_ENDIF__"
+    with pytest.raises(ValueError):
+        if_given("x", "password")
 
 
-def test_optional_text_is_left_out_without_its_value():
-    personal = make(OPTIONAL)
+def test_text_is_left_out_without_its_value():
+    personal = make(f"<p>a</p>{OPTIONAL}<p>b</p>")
     assert personal.html({"name": "", "email": ""}) == "<p>a</p><p>b</p>"
     assert personal.html({"name": "", "email": "  "}) == "<p>a</p><p>b</p>"
     assert personal.html({"name": "A&B", "email": "x<y>@example.org"}) == \
         "<p>a</p><p>to x&lt;y&gt;@example.org (A&amp;B)</p><p>b</p>"
-    assert personal.fields == {"name", "email"}
-    assert optional("<p>to __MAILER_EMAIL__</p>", "email") == "__MAILER_IF_EMAIL__<p>to __MAILER_EMAIL__</p>__MAILER_ENDIF__"
 
 
-def test_optional_text_is_one_value_so_the_literal_parts_never_change():
+def test_the_other_text_is_chosen_without_the_value():
+    personal = make(f"<p>{GREETING}</p><p>{GREETING}</p>", text=GREETING)
+    assert personal.html({"name": ""}) == "<p>Dear friend,</p><p>Dear friend,</p>"
+    assert personal.html({"name": "<Siân>"}) == "<p>Dear &lt;Siân&gt;,</p><p>Dear &lt;Siân&gt;,</p>"
+    assert personal.text({"name": "Siân"}) == "Dear Siân,"
+
+
+@pytest.mark.parametrize("template", [OPTIONAL, GREETING])
+def test_a_choice_is_one_value_so_the_literal_parts_never_change(template):
     """The delivery engine encodes the literal parts once per send from blank values: they must not depend on values."""
-    personal = make(OPTIONAL)
+    personal = make(f"<p>a</p>{template}<p>b</p>")
     blank = dict.fromkeys(PLACEHOLDER_FIELDS, "")
-    full = {**VALUES, "email": "sian@example.org"}
-    assert personal.html_pieces(blank)[0::2] == personal.html_pieces(full)[0::2] == ["<p>a</p>", "<p>b</p>"]
-    assert personal.html_pieces(full)[1::2] == ["<p>to sian@example.org (Siân)</p>"]
+    assert personal.html_pieces(blank)[0::2] == personal.html_pieces(VALUES)[0::2] == ["<p>a</p>", "<p>b</p>"]
+    assert personal.html_pieces(VALUES)[1::2] != personal.html_pieces(blank)[1::2]
 
 
 def test_the_web_version_leaves_out_why_you_get_this_email(bilingual):

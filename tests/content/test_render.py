@@ -15,7 +15,7 @@ from mailer.content.build import sample_message
 from mailer.errors import IssueError, RenderError
 from tests.content.conftest import ROOT, SAMPLE_BILINGUAL, SAMPLE_EN
 
-PLACEHOLDERS = ["__MAILER_NAME_EN__", "__MAILER_EMAIL__", "__MAILER_UNSUBSCRIBE_URL__", "__MAILER_PREFERENCES_URL__", "__MAILER_WEB_URL__"]
+PLACEHOLDERS = ["__MAILER_NAME__", "__MAILER_EMAIL__", "__MAILER_UNSUBSCRIBE_URL__", "__MAILER_PREFERENCES_URL__", "__MAILER_WEB_URL__"]
 
 
 @pytest.fixture
@@ -64,7 +64,7 @@ def test_footer_in_html_and_text(english, settings):
 def test_text_is_written_from_the_content(english):
     text = english.text
     assert "All together: an open letter, and a reply\n=====" in text
-    assert "Dear __MAILER_NAME_EN__," in text
+    assert "__MAILER_IF_NAME__Dear __MAILER_NAME__,__MAILER_ELSE__Dear friend,__MAILER_ENDIF__" in text
     assert "Read the First Minister's reply:\nhttps://example.org/letters/reply" in text
     assert "- Co-production catalogue: seeing is believing\n  https://example.org/publications/catalogue" in text
     assert "When: Thursday 19 November 2026, 10:00–12:30" in text
@@ -92,7 +92,7 @@ def test_welsh_variant(settings):
     assert '<html lang="cy"' in rendered.html
     assert "1 Rhagfyr 2026" in rendered.html  # Babel's Welsh date
     assert "Dydd Iau 21 Ionawr 2027, 10:00–15:30" in rendered.text
-    for welsh in ("Dad-danysgrifio", "Diweddaru eich dewisiadau", "Gweld yn eich porwr", "Annwyl __MAILER_NAME_CY__,",
+    for welsh in ("Dad-danysgrifio", "Diweddaru eich dewisiadau", "Gweld yn eich porwr", "Annwyl __MAILER_NAME__,", "Annwyl gyfaill,",
                   "Pam rydych chi'n cael yr e-bost hwn", "Pryd", "Ble"):
         assert welsh in rendered.html and welsh in rendered.text, welsh
     assert "Unsubscribe" not in rendered.html and "Gŵyl Dewi" in rendered.text
@@ -104,7 +104,7 @@ def test_bilingual_email_has_both_with_lang_attributes(bilingual, settings):
     assert '<html lang="cy"' in bilingual.html
     blocks = re.findall(r'<div class="mailer-lang-(\w+)" lang="(\w+)"', bilingual.html)
     assert blocks == [("en", "en"), ("cy", "cy"), ("en", "en")]  # note in English, then Welsh, then English
-    welsh_at, english_at = bilingual.html.index("Annwyl __MAILER_NAME_CY__"), bilingual.html.index("Dear __MAILER_NAME_EN__")
+    welsh_at, english_at = bilingual.html.index("Annwyl __MAILER_NAME__"), bilingual.html.index("Dear __MAILER_NAME__")
     assert welsh_at < english_at
     assert bilingual.html.index("Dad-danysgrifio") < bilingual.html.index(">Unsubscribe<")
     assert bilingual.text.startswith("Scroll down for the English version.")

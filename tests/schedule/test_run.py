@@ -146,9 +146,20 @@ def add_rule_due(settings, engine, workdir, *, minutes_ago: float) -> datetime:
 
 
 def start_in_thread(runner) -> threading.Thread:
+    """Start `runner.run` and return once its first tick is over (a later tick would wake its scheduler)."""
+    ticked = threading.Event()
+    first_tick = runner.tick
+
+    def tick(*args, **kwargs):
+        try:
+            return first_tick(*args, **kwargs)
+        finally:
+            ticked.set()
+
+    runner.tick = tick
     thread = threading.Thread(target=runner.run, kwargs={"timeout": 20})
     thread.start()
-    wait_for(lambda: runner.scheduler is not None and runner.scheduler.running)
+    wait_for(lambda: ticked.is_set() and runner.scheduler is not None and runner.scheduler.running)
     return thread
 
 

@@ -49,22 +49,28 @@ def send(issue_path: Path | None, topics: tuple[str, ...], languages: tuple[str,
     if issue_path is None:
         raise click.UsageError("give an ISSUE file to send, or --resume SEND_ID")
     if test_addresses:
+        if topics or yes:
+            raise click.UsageError("--test sends to the addresses given only; it takes no --topic and no --yes")
         _send_test(issue_path, test_addresses, languages)
         return
 
     from mailer.content import load_issue
-    from mailer.delivery.sends import audience_size, create_send
+    from mailer.delivery.dkim import signer_for
+    from mailer.delivery.sends import audience_size, check_audience, create_send
 
     issue = load_issue(issue_path)
+    signer_for(settings())  # a bad DKIM key is refused before a send is created
     topics = topics or tuple(issue.topics)
     with session() as db:
+        check_audience(db, topics, languages)
         size = audience_size(db, topics=topics, languages=languages)
-        console.print(f"Issue {issue.slug}: {size} subscriber{'s' if size != 1 else ''} "
+        subscribers = f"{size} subscriber{'s' if size != 1 else ''}"
+        console.print(f"Issue {issue.slug}: {subscribers} "
                       f"(topics: {', '.join(topics) or 'all'}; languages: {', '.join(languages) or 'all'})")
         if size == 0:
             raise SendError("nobody to send to: no active subscriber matches those topics and languages")
         if not yes:
-            click.confirm(f"Send it to {size} subscribers now?", abort=True)
+            click.confirm(f"Send it to {subscribers} now?", abort=True)
         created = create_send(db, settings=settings(), issue_path=issue_path, topics=topics, languages=languages)
     console.print(f"Send {created.id}: {created.title}")
     _deliver(created.id)
@@ -124,10 +130,10 @@ def _deliver(send_id: int) -> None:
 
         report = deliver(settings(), send_id, stop=stop, on_progress=show)
     _print_report(report)
-    if report.status == "sending" and report.counts.get("queued"):
-        console.print(f"Not finished. Continue with: mailer send --resume {send_id}")
-    elif report.status == SendStatus.paused:
-        console.print(f"Fix the cause, then: mailer send --resume {send_id}")
+    if report.status == SendStatus.paused:
+        raise SendError(f"send {send_id} is paused; fix the cause, then: mailer send --resume {send_id}")
+    if report.status == SendStatus.sending and report.counts.get("queued"):
+        raise SendError(f"send {send_id} is not finished; continue with: mailer send --resume {send_id}")
 
 
 def _print_report(report: SendReport, bounces: dict[str, int] | None = None) -> None:
@@ -143,7 +149,7 @@ def _print_report(report: SendReport, bounces: dict[str, int] | None = None) -> 
         for address, reply in report.failures:
             failures.add_row(address, reply)
         console.print(failures)
-    if bounces and any(bounces.values()):
+    if bounces is not None:
         console.print("Bounces: " + ", ".join(f"{n} {kind}" for kind, n in bounces.items()))
     times = []
     if report.started_at:

@@ -21,12 +21,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import Connection, Engine, update
+from sqlalchemy.exc import OperationalError
 
 from mailer.bounces.policy import record_refusals
 from mailer.config import Settings
 from mailer.delivery import journal, queue
 from mailer.delivery.dkim import DkimSigner, signer_for
-from mailer.delivery.lease import new_owner, release_lease, renew_lease, take_lease
+from mailer.delivery.lease import LEASE, new_owner, release_lease, renew_lease, take_lease
 from mailer.delivery.message import MessageBuilder, Recipient, wire_address
 from mailer.delivery.queue import Claimed, Outcome
 from mailer.delivery.ratelimit import HOUR, RateLimiter
@@ -40,6 +41,10 @@ from mailer.store.models import DeliveryStatus, Send, SendStatus, utcnow
 BACKOFF = (timedelta(minutes=5), timedelta(minutes=15), timedelta(hours=1), timedelta(hours=4), timedelta(hours=8))
 BATCH = 500
 HOUSEKEEPING = 10.0  # seconds between lease and claim renewals
+# How long after its last renewal a run may go on sending: less than the lease (and
+# the claims), so a process held up past it (suspended, frozen VM) stops rather than
+# send what another process may have taken over meanwhile.
+TRUSTED = LEASE.total_seconds() - 2 * HOUSEKEEPING
 PROGRESS = 0.2  # seconds between progress callbacks
 
 ProgressCallback = Callable[[Progress], object]
@@ -78,6 +83,28 @@ def deliver(settings: Settings, send_id: int, *, stop: threading.Event | None = 
         engine.dispose()
 
 
+_limiters: dict[tuple[str, str, float, int], RateLimiter] = {}
+_limiters_lock = threading.Lock()
+
+
+def limiter_for(settings: Settings, engine: Engine) -> RateLimiter:
+    """The process's one limiter for this database and server: sends that run side by side
+    (the scheduler runs several) share it, so together they keep to the limits. Its hourly
+    window starts from the database's record of the last hour, so a restart does not reset it."""
+    key = (settings.database_url, settings.smtp_host, settings.rate_per_second, settings.rate_per_hour)
+    with _limiters_lock:
+        if key not in _limiters:
+            recent: list[float] = []
+            if settings.rate_per_hour:
+                now, clock = utcnow(), time.monotonic()
+                with engine.connect() as conn:
+                    sent = queue.sent_since(conn, now - timedelta(seconds=HOUR), settings.rate_per_hour)
+                recent = [clock - (now - at).total_seconds() for at in sent]
+            _limiters[key] = RateLimiter(per_second=settings.rate_per_second, per_hour=settings.rate_per_hour,
+                                         sent_recently=recent)
+        return _limiters[key]
+
+
 @dataclass(slots=True)
 class Job:
     claimed: Claimed
@@ -102,7 +129,7 @@ class Run:
         self.leased = leased
         self.builder = MessageBuilder(settings, rendered_variants(send), send_id=send.id,
                                       send_tag=send_tag(settings, send), signer=signer)
-        self.limiter = self._limiter()
+        self.limiter = limiter_for(settings, engine)
         self.recorder = journal.recorder_for(engine, send.id, owner)
         rate = min(settings.rate_per_second or BATCH, settings.rate_per_hour / HOUR if settings.rate_per_hour else BATCH)
         self.batch = max(1, min(BATCH, int(rate * 30)))  # about 30 s of sending, so skips stay fresh
@@ -120,18 +147,9 @@ class Run:
         self.started = time.monotonic()
         self._last_progress = 0.0
         self._last_flush = self._last_renewal = time.monotonic()
+        self.trusted_until = time.time() + TRUSTED  # wall clock: it runs on while the machine sleeps
         with new_session(engine) as session:
             self.counts.update(status_counts(session, send_id=send.id))
-
-    def _limiter(self) -> RateLimiter:
-        settings = self.settings
-        recent: list[float] = []
-        if settings.rate_per_hour:
-            now, clock = utcnow(), time.monotonic()
-            with self.engine.connect() as conn:
-                sent = queue.sent_since(conn, now - timedelta(seconds=HOUR), settings.rate_per_hour)
-            recent = [clock - (now - at).total_seconds() for at in sent]
-        return RateLimiter(per_second=settings.rate_per_second, per_hour=settings.rate_per_hour, sent_recently=recent)
 
     # --- the feeding thread (the caller's) ------------------------------------------------
 
@@ -209,6 +227,7 @@ class Run:
         if now - self._last_renewal < HOUSEKEEPING:
             return
         self._last_renewal = now
+        renewing = time.time()
         with new_session(self.engine) as session:
             if self.leased:
                 send = renew_lease(session, send_id=self.send_id, owner=self.owner)
@@ -222,13 +241,13 @@ class Run:
             ids = list(self.in_flight)
         with self.engine.connect() as conn:
             queue.renew(conn, ids=ids, owner=self.owner, now=utcnow())
+        self.trusted_until = renewing + TRUSTED
 
     def _halt(self, note: str, *, pause: bool = False) -> None:
         with self.lock:
             if not self.halted.is_set():
                 self.note, self.pause = note, pause
                 self.halted.set()
-                self.limiter.cancel()
 
     def _finish(self, senders: list[threading.Thread]) -> None:
         """Let the senders finish the message in hand, then give back every claim not sent."""
@@ -250,6 +269,13 @@ class Run:
             if self.pause:
                 conn.execute(update(Send).where(Send.id == self.send_id, Send.status == SendStatus.sending)
                              .values(status=SendStatus.paused, note=self.note))
+            elif self.errors and isinstance(self.errors[0], Exception):  # not Ctrl-C
+                # A bug fails the send (retrying would only repeat it); database trouble passes,
+                # so the send stays `sending` and the scheduler tries again.
+                error = self.errors[0]
+                status = SendStatus.sending if isinstance(error, OperationalError) else SendStatus.failed
+                conn.execute(update(Send).where(Send.id == self.send_id, Send.status == SendStatus.sending)
+                             .values(status=status, note=f"stopped by an error: {type(error).__name__}: {error}"[:500]))
             elif not self.errors and queue.waiting(conn, send_id=self.send_id) == 0:
                 conn.execute(update(Send).where(Send.id == self.send_id, Send.status == SendStatus.sending)
                              .values(status=SendStatus.finished, finished_at=utcnow(), note=""))
@@ -267,8 +293,11 @@ class Run:
         timings: Counter[str] = Counter()
         try:
             while (job := self.jobs.get()) is not None:
-                if self.halted.is_set() or not self.limiter.acquire():
+                if self.halted.is_set() or not self.limiter.acquire(self.halted):
                     continue  # left claimed; given back at the end
+                if time.time() > self.trusted_until:
+                    self._halt("held up longer than the lease allows (suspended?); resume to continue")
+                    continue
                 started = time.perf_counter()
                 try:
                     reply, error = transport.send(job.sender, job.address, job.data), None

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import update
 from sqlmodel import Session
 
-from mailer.errors import SendError
+from mailer.errors import NotFound, SendError
 from mailer.store.models import Send, utcnow
 
 LEASE = timedelta(seconds=60)
@@ -49,7 +49,7 @@ def take_lease(session: Session, *, send_id: int, owner: str, now: datetime | No
     now = now or utcnow()
     send = session.get(Send, send_id)
     if send is None:
-        raise SendError(f"no send with id {send_id}")
+        raise NotFound(f"no send with id {send_id} (see `mailer sends list`)")
     session.refresh(send)
     previous = send.lease_owner
     held = previous and previous != owner and send.lease_expires_at and send.lease_expires_at > now

@@ -23,8 +23,9 @@ import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from email.charset import Charset
 from email.header import Header
-from email.utils import formataddr, formatdate, make_msgid
+from email.utils import formataddr, formatdate, make_msgid, parseaddr
 
 from mailer.bounces.verp import return_path_for
 from mailer.config import Settings
@@ -38,6 +39,11 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 # What an address must look like to go on the wire: no spaces, quotes, brackets
 # or commas that could smuggle in a second recipient or a header.
 _ADDRESS = re.compile(r"[^\s\"(),:;<>@\[\\\]]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
+# Text with "=?" in it would be read as an RFC 2047 encoded word and decoded into
+# anything (line breaks, commas, addresses), so such text is always encoded itself.
+_LOOKS_ENCODED = "=?"
+_UTF8 = Charset("utf-8")
+
 
 @dataclass(frozen=True, slots=True)
 class Recipient:
@@ -57,13 +63,16 @@ def clean(text: str) -> str:
 
 def mailbox(name: str, address: str) -> str:
     """`Name <address>` with the name quoted or RFC 2047 encoded, so it can never inject anything."""
-    return formataddr((clean(name), address), charset="utf-8").replace("\n", "\r\n")
+    name = clean(name)
+    if _LOOKS_ENCODED in name:
+        return f"{_UTF8.header_encode(name)} <{address}>"
+    return formataddr((name, address), charset="utf-8")
 
 
 def header_text(text: str, name: str) -> bytes:
     """An unstructured header value (Subject), folded, RFC 2047 encoded when not ASCII."""
     text = clean(text)
-    charset = "us-ascii" if text.isascii() else "utf-8"
+    charset = "us-ascii" if text.isascii() and _LOOKS_ENCODED not in text else "utf-8"
     return Header(text, charset, header_name=name).encode(linesep="\r\n").encode("ascii")
 
 
@@ -199,7 +208,7 @@ class MessageBuilder:
         self.closing = b"--" + boundary + b"--\r\n"
         self.date = _DateHeader()
         self.from_ = b" " + mailbox(settings.sender_name, settings.sender_address).encode() + b"\r\n"
-        self.reply_to = b" " + clean(settings.reply_to).encode() + b"\r\n" if settings.reply_to else None
+        self.reply_to = b" " + mailbox(*parseaddr(settings.reply_to)).encode() + b"\r\n" if settings.reply_to else None
         self.list_id = b" " + mailbox(settings.list_name, settings.list_id).encode() + b"\r\n"
         self.content_type = b' multipart/alternative;\r\n boundary="' + boundary + b'"\r\n'
 

@@ -1,9 +1,13 @@
-"""Sending no faster than the provider allows, across every connection of a process.
+"""Sending no faster than the provider allows, across every connection and every send of a process.
 
-Per second: a token bucket holding at most one token, so messages are spaced
-evenly and no burst ever exceeds the rate. Per hour: a sliding window of the
-times of the last `per_hour` messages, so no 3600-second span holds more than
-`per_hour`. The clock and the sleep are parameters so tests need not wait.
+Each message books its turn under a lock and then waits for it without the lock,
+so a waiter that is stopped gives up its turn without holding anyone else up
+(a turn given up stays spent: the limits err on the slow side).
+
+Per second: turns are spaced evenly (a bucket holding one token), so no burst
+ever exceeds the rate, even after an idle spell. Per hour: a sliding window of the
+last `per_hour` turns, so no 3600-second span holds more than `per_hour`. The
+clock and the sleep are parameters so tests need not wait.
 """
 
 from __future__ import annotations
@@ -24,10 +28,9 @@ class RateLimiter:
         self.per_second = per_second
         self.per_hour = per_hour
         self.clock = clock
+        self.sleep = sleep
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self.sleep = sleep or self._stop.wait
-        # Message n of a spell goes at origin + n / per_second: computed, not accumulated, so no drift.
+        # Turn n of a spell is at origin + n / per_second: computed, not accumulated, so no drift.
         self._origin, self._count = clock(), 0
         self._next = self._origin
         self._window: deque[float] = deque(sorted(sent_recently)[-per_hour:] if per_hour else (), maxlen=per_hour or None)
@@ -36,28 +39,27 @@ class RateLimiter:
     def limited(self) -> bool:
         return bool(self.per_second or self.per_hour)
 
-    def acquire(self) -> bool:
-        """Wait for permission to send one message; False if `cancel()` was called meanwhile."""
+    def acquire(self, cancelled: threading.Event | None = None) -> bool:
+        """Wait for the turn to send one message; False if `cancelled` was set first."""
         if not self.limited:
             return True
-        with self._lock:  # one waiter at a time keeps the order fair and the arithmetic simple
-            while not self._stop.is_set():
-                now = self.clock()
-                ready = self._next
-                if self.per_hour and len(self._window) >= self.per_hour:
-                    ready = max(ready, self._window[0] + HOUR)
-                if now >= ready:
-                    if self.per_second:
-                        if now > self._next:  # idle: a new spell starts now (a bucket of one token)
-                            self._origin, self._count = now, 0
-                        self._count += 1
-                        self._next = self._origin + self._count / self.per_second
-                    if self.per_hour:
-                        self._window.append(now)
-                    return True
-                self.sleep(ready - now)
-            return False
+        with self._lock:
+            turn = self._book(self.clock())
+        cancelled = cancelled or threading.Event()
+        while (wait := turn - self.clock()) > 0 and not cancelled.is_set():
+            (self.sleep or cancelled.wait)(wait)
+        return not cancelled.is_set()
 
-    def cancel(self) -> None:
-        """Wake every waiter; used when a send stops."""
-        self._stop.set()
+    def _book(self, now: float) -> float:
+        """The earliest time the limits allow the next message, taken (the lock is held)."""
+        turn = max(now, self._next)
+        if self.per_hour and len(self._window) == self.per_hour:
+            turn = max(turn, self._window[0] + HOUR)
+        if self.per_second:
+            if turn > self._next:  # not straight after the previous turn: a new spell starts
+                self._origin, self._count = turn, 0
+            self._count += 1
+            self._next = self._origin + self._count / self.per_second
+        if self.per_hour:
+            self._window.append(turn)
+        return turn

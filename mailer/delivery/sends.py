@@ -24,7 +24,8 @@ from mailer.errors import NotFound, SendError
 from mailer.store.models import Delivery, DeliveryStatus, Send, SendStatus, Topic, utcnow
 from mailer.store.subscribers import audience_query
 
-STARTABLE = (SendStatus.draft, SendStatus.scheduled, SendStatus.missed, SendStatus.sending, SendStatus.paused)
+STARTABLE = (SendStatus.draft, SendStatus.scheduled, SendStatus.missed, SendStatus.sending, SendStatus.paused,
+             SendStatus.failed)
 
 
 def create_send(session: Session, *, settings: Settings, issue_path: Path | str, topics: Sequence[str] = (),
@@ -36,7 +37,7 @@ def create_send(session: Session, *, settings: Settings, issue_path: Path | str,
     issue_path = Path(issue_path)
     issue = load_issue(issue_path)
     topics = list(topics or issue.topics)
-    _check_audience(session, topics, languages)
+    check_audience(session, topics, languages)
     content, title = _freeze(settings, issue)
     send = Send(
         issue_slug=issue.slug,
@@ -83,7 +84,8 @@ def _freeze(settings: Settings, issue: Issue) -> tuple[bytes, str]:
     return content.encode("utf-8"), next(iter(rendered.values())).subject
 
 
-def _check_audience(session: Session, topics: Sequence[str], languages: Sequence[str]) -> None:
+def check_audience(session: Session, topics: Sequence[str], languages: Sequence[str]) -> None:
+    """Refuse unknown languages and topics by name (an empty audience would not say why)."""
     unknown = [language for language in languages if language not in RENDER_LANGUAGES]
     if unknown:
         raise SendError(f"unknown language {', '.join(unknown)}; use {', '.join(RENDER_LANGUAGES)}")
@@ -157,7 +159,7 @@ def set_status(session: Session, *, send_id: int, status: SendStatus, note: str 
     allowed = {
         SendStatus.paused: (SendStatus.sending,),
         SendStatus.cancelled: (SendStatus.draft, SendStatus.scheduled, SendStatus.missed, SendStatus.sending,
-                               SendStatus.paused),
+                               SendStatus.paused, SendStatus.failed),
     }[status]
     if send.status not in allowed:
         raise SendError(f"send {send_id} is {send.status}; it cannot be {status}")

@@ -8,7 +8,7 @@ import pytest
 
 from mailer.config import Settings
 from mailer.store.db import new_session
-from mailer.store.models import Send
+from mailer.store.models import Send, Topic
 from mailer.store.subscribers import add_subscriber
 from tests.delivery.helpers import content
 
@@ -42,3 +42,15 @@ def make_send(engine) -> Callable[..., int]:  # type: ignore[no-untyped-def]
     return make
 
 
+@pytest.fixture
+def news(engine) -> None:  # type: ignore[no-untyped-def]
+    """Three active subscribers of topic "news" (Welsh, English with a name full of specials, both
+    languages without a name) and one subscriber of no topic."""
+    with new_session(engine) as session:
+        session.add(Topic(name="news"))
+        session.commit()
+        add_subscriber(session, email="sian@example.com", name="Siân Jones", language="cy", topics=["news"])
+        add_subscriber(session, email="tom@example.com", name="Tom \"Tiny\" O'Neill, Jr.", topics=["news"])
+        add_subscriber(session, email="dwy@example.com", name="", language="both", topics=["news"])
+        add_subscriber(session, email="elsewhere@example.com", name="Not news")
+        session.commit()

@@ -17,14 +17,15 @@ from mailer.store.db import new_session
 from mailer.store.models import Delivery, Send, Topic
 from mailer.store.subscribers import add_subscriber
 from tests.delivery.helpers import SAMPLE_ISSUE, env_for
+from tests.fixtures.smtp import free_port
 
 
 @pytest.fixture
 def cli(smtp_settings: Settings, engine, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:  # type: ignore[no-untyped-def]
     monkeypatch.setattr(console, "_width", 200)
-    env = env_for(smtp_settings.model_copy(update={"languages": ["en", "cy"]}))
-
-    def run(*args: str, input: str | None = None) -> Result:
+    def run(*args: str, input: str | None = None, **changes: object) -> Result:
+        """`mailer ARGS` with the test's settings, and `changes` to them."""
+        env = env_for(smtp_settings.model_copy(update={"languages": ["en", "cy"], **changes}))
         cli_settings.cache_clear()
         try:
             return CliRunner().invoke(main, list(args), env=env, input=input, catch_exceptions=False)
@@ -34,50 +35,67 @@ def cli(smtp_settings: Settings, engine, monkeypatch: pytest.MonkeyPatch) -> Cal
     return run
 
 
-@pytest.fixture
-def audience(engine) -> None:  # type: ignore[no-untyped-def]
-    with new_session(engine) as session:
-        session.add(Topic(name="news"))
-        session.commit()
-        add_subscriber(session, email="sian@example.com", name="Siân", language="cy", topics=["news"])
-        add_subscriber(session, email="bob@example.com", name="Bob", language="en", topics=["news"])
-        add_subscriber(session, email="both@example.com", name="", language="both", topics=["news"])
-        add_subscriber(session, email="other@example.com", name="Not in news", language="en")
-        session.commit()
-
-
-def test_send_asks_first_then_sends_and_reports(cli, audience, smtp_server, engine) -> None:  # type: ignore[no-untyped-def]
+def test_send_asks_first_then_sends_and_reports(cli, news, smtp_server, engine) -> None:  # type: ignore[no-untyped-def]
     declined = cli("send", str(SAMPLE_ISSUE), input="n\n")
-    assert declined.exit_code == 1 and "3 subscribers" in declined.output and "Aborted" in declined.output
-    assert not smtp_server.messages
+    assert declined.exit_code == 1 and "Send it to 3 subscribers now?" in declined.output
+    assert "Aborted" in declined.output and not smtp_server.messages
+    with new_session(engine) as session:
+        assert not session.exec(select(Send)).all()
 
+    smtp_server.rules["tom@example.com"] = "550 5.1.1 No such user"
     result = cli("send", str(SAMPLE_ISSUE), input="y\n")
     assert result.exit_code == 0, result.output
-    assert sorted(smtp_server.recipients()) == ["bob@example.com", "both@example.com", "sian@example.com"]
-    assert "finished" in result.output and "Send 1" in result.output
+    assert sorted(smtp_server.recipients()) == ["dwy@example.com", "sian@example.com"]
+    assert "finished" in result.output and "Send 1" in result.output and "No such user" in result.output
     subjects = {r.rcpt_tos[0]: r.message["Subject"] for r in smtp_server.messages}
     assert subjects["sian@example.com"].startswith("Rhwydwaith")
-    assert subjects["bob@example.com"].startswith("A co-production")
-    assert " / " in subjects["both@example.com"]
+    assert " / " in subjects["dwy@example.com"]
 
     shown = cli("sends", "show", "1")
     assert shown.exit_code == 0 and "finished" in shown.output and "│ cy " in shown.output
+    assert "tom@example.com" in shown.output and "550 5.1.1 No such user" in shown.output
+    assert "Bounces: 1 permanent, 0 temporary, 0 complaint" in shown.output  # the refusal counts as a bounce
     listed = cli("sends", "list")
     assert "A co-production network for Wales" in listed.output and "finished" in listed.output
 
 
-def test_topic_and_language_choose_the_audience(cli, audience, smtp_server) -> None:  # type: ignore[no-untyped-def]
+def test_one_subscriber_is_not_plural(cli, engine) -> None:  # type: ignore[no-untyped-def]
+    with new_session(engine) as session:
+        session.add(Topic(name="news"))
+        session.commit()
+        add_subscriber(session, email="unig@example.com", name="Unig", topics=["news"])
+        session.commit()
+    declined = cli("send", str(SAMPLE_ISSUE), input="n\n")
+    assert "1 subscriber (" in declined.output and "Send it to 1 subscriber now?" in declined.output
+
+
+def test_topic_and_language_choose_the_audience(cli, news, smtp_server) -> None:  # type: ignore[no-untyped-def]
     result = cli("send", str(SAMPLE_ISSUE), "--language", "cy", "--yes")
     assert result.exit_code == 0, result.output
     assert smtp_server.recipients() == ["sian@example.com"]
-    nobody = cli("send", str(SAMPLE_ISSUE), "--topic", "news", "--language", "both", "--language", "cy", "--yes")
-    assert nobody.exit_code == 0 and sorted(smtp_server.recipients()) == ["both@example.com", "sian@example.com",
-                                                                          "sian@example.com"]
+    two = cli("send", str(SAMPLE_ISSUE), "--topic", "news", "--language", "both", "--language", "cy", "--yes")
+    assert two.exit_code == 0 and sorted(smtp_server.recipients()) == ["dwy@example.com", "sian@example.com",
+                                                                       "sian@example.com"]
     unknown = cli("send", str(SAMPLE_ISSUE), "--topic", "nonesuch", "--yes")
-    assert unknown.exit_code == 1 and "nonesuch" in unknown.output
+    assert unknown.exit_code == 1 and "no topic named nonesuch" in unknown.output
 
 
-def test_test_copies_are_marked_and_record_nothing(cli, audience, smtp_server, engine) -> None:  # type: ignore[no-untyped-def]
+def test_a_bad_dkim_key_is_refused_before_a_send_is_made(cli, news, engine, workdir: Path) -> None:  # type: ignore[no-untyped-def]
+    result = cli("send", str(SAMPLE_ISSUE), "--yes", dkim_selector="news", dkim_private_key=str(workdir / "nokey"))
+    assert result.exit_code == 1 and "dkim_private_key: cannot read" in result.output
+    with new_session(engine) as session:
+        assert not session.exec(select(Send)).all()
+
+
+def test_a_send_that_pauses_says_so_and_fails(cli, news, smtp_server) -> None:  # type: ignore[no-untyped-def]
+    down = cli("send", str(SAMPLE_ISSUE), "--yes", smtp_port=free_port(), max_connection_errors=2)
+    assert down.exit_code == 1 and "2 connection errors in a row" in down.output
+    assert "send 1 is paused; fix the cause, then: mailer send --resume 1" in down.output
+    resumed = cli("send", "--resume", "1")
+    assert resumed.exit_code == 0 and len(smtp_server.recipients()) == 1  # the one never tried; two wait to retry
+
+
+def test_test_copies_are_marked_and_record_nothing(cli, news, smtp_server, engine) -> None:  # type: ignore[no-untyped-def]
     result = cli("send", str(SAMPLE_ISSUE), "--test", "editor@example.org", "--test", "sian@example.com")
     assert result.exit_code == 0, result.output
     assert sorted(smtp_server.recipients()) == ["editor@example.org", "sian@example.com"]
@@ -89,7 +107,7 @@ def test_test_copies_are_marked_and_record_nothing(cli, audience, smtp_server, e
         assert not session.exec(select(Send)).all() and not session.exec(select(Delivery)).all()
 
 
-def test_resume_pause_and_cancel(cli, audience, smtp_server, smtp_settings, engine) -> None:  # type: ignore[no-untyped-def]
+def test_resume_pause_and_cancel(cli, news, smtp_server, smtp_settings, engine) -> None:  # type: ignore[no-untyped-def]
     from mailer.delivery.sends import create_send, start
 
     with new_session(engine) as session:
@@ -110,6 +128,9 @@ def test_resume_pause_and_cancel(cli, audience, smtp_server, smtp_settings, engi
 def test_usage_errors(cli) -> None:  # type: ignore[no-untyped-def]
     assert "give an ISSUE" in cli("send").output
     assert "--resume takes no ISSUE" in cli("send", str(SAMPLE_ISSUE), "--resume", "1").output
+    assert "takes no --topic" in cli("send", str(SAMPLE_ISSUE), "--test", "a@example.org", "--topic", "news").output
+    missing = cli("send", "--resume", "7")
+    assert missing.exit_code == 1 and "no send with id 7 (see `mailer sends list`)" in missing.output
 
 
 def test_dkim_keygen_writes_keys_and_prints_the_record(cli, workdir: Path) -> None:  # type: ignore[no-untyped-def]

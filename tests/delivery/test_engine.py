@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import update
+from sqlalchemy.exc import OperationalError
 from sqlmodel import select
 
 from mailer.bounces.policy import record_refusals
@@ -288,3 +289,72 @@ def test_an_unusable_address_fails_without_stopping_the_send(smtp_settings, smtp
     assert report.status == "finished" and report.counts["failed"] == 1
     assert "SMTPUTF8" in report.failures[0][1] or "plain ASCII" in report.failures[0][1]
     assert smtp_server.recipients() == ["reader0@example.com"]
+
+
+@pytest.mark.parametrize("error, status", [
+    (RuntimeError("a bug"), SendStatus.failed),  # retrying would only repeat it
+    (OperationalError("UPDATE", {}, Exception("disk I/O error")), SendStatus.sending),  # the scheduler retries
+])
+def test_an_unexpected_error_stops_the_send_and_resume_finishes_it(smtp_settings, smtp_server, make_send, engine,  # type: ignore[no-untyped-def]
+                                                                   monkeypatch, error, status) -> None:
+    from mailer.delivery.message import MessageBuilder
+
+    recipients = people(10)
+    send_id = make_send(recipients)
+    build = MessageBuilder.build
+
+    def broken(self, recipient):  # type: ignore[no-untyped-def]
+        if recipient.email == "reader5@example.com":
+            raise error
+        return build(self, recipient)
+
+    monkeypatch.setattr(MessageBuilder, "build", broken)
+    with pytest.raises(type(error)):
+        deliver(smtp_settings, send_id)
+    with new_session(engine) as session:
+        send = get_send(session, send_id=send_id)
+        assert send.status == status and send.note == f"stopped by an error: {type(error).__name__}: {error}"
+        assert not send.lease_owner
+    assert 0 < len(smtp_server.recipients()) == statuses(engine, send_id)["sent"] <= 5  # those before the bug
+    assert all(not d.claimed_by for d in deliveries(engine, send_id).values())
+
+    monkeypatch.setattr(MessageBuilder, "build", build)  # the bug fixed
+    assert deliver(smtp_settings, send_id).status == "finished"
+    assert sorted(smtp_server.recipients()) == sorted(e for e, _, _ in recipients)
+
+
+def test_a_run_held_up_past_its_lease_sends_no_more(smtp_settings, smtp_server, make_send, engine,  # type: ignore[no-untyped-def]
+                                                    monkeypatch) -> None:
+    # As if the machine slept through the lease: renewals stop, the trusted time runs out, the run stops
+    # before another process (which could now take the send over) and this one both send a message.
+    import mailer.delivery.engine as engine_module
+
+    trusted = engine_module.TRUSTED
+    monkeypatch.setattr(engine_module, "HOUSEKEEPING", 3600.0)
+    monkeypatch.setattr(engine_module, "TRUSTED", 0.5)
+    recipients = people(30)
+    send_id = make_send(recipients)
+    report = deliver(smtp_settings.model_copy(update={"rate_per_second": 20.0}), send_id)  # 30 take 1.5 s
+    assert report.status == "sending" and "held up longer than the lease" in report.note
+    assert len(smtp_server.recipients()) == report.counts["sent"] < 30
+
+    monkeypatch.setattr(engine_module, "TRUSTED", trusted)
+    assert deliver(smtp_settings, send_id).status == "finished"
+    assert sorted(smtp_server.recipients()) == sorted(e for e, _, _ in recipients)
+
+
+def test_sends_running_side_by_side_share_the_rate_limit(smtp_settings, smtp_server, make_send, engine) -> None:  # type: ignore[no-untyped-def]
+    # The scheduler runs several sends in one process (say this month's issue and last month's retries):
+    # together they must keep to the provider's limit. 10 messages at 5 a second take at least 1.8 s
+    # (less the first message's connection time); each send on its own limiter would take 0.8 s.
+    first, second = make_send(people(5)), make_send([])  # both to the same five
+    settings = smtp_settings.model_copy(update={"rate_per_second": 5.0})
+    threads = [threading.Thread(target=deliver, args=(settings, send_id)) for send_id in (first, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    with new_session(engine) as session:
+        times = sorted(session.exec(select(Delivery.sent_at)).all())
+    assert len(times) == len(smtp_server.recipients()) == 10
+    assert (times[-1] - times[0]).total_seconds() >= 1.4

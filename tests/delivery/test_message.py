@@ -72,7 +72,7 @@ def test_wire_format(builder: MessageBuilder) -> None:
     assert b"\n" not in data.replace(b"\r\n", b"")  # CRLF only
     assert max(len(line) for line in data.split(b"\r\n")) <= 998
     assert data.isascii()  # 7-bit: everything encoded
-    headers, _, body = data.partition(b"\r\n\r\n")
+    body = data.partition(b"\r\n\r\n")[2]
     assert body.endswith(b"--\r\n") and Relaxed.canonicalize_body(body) == body
 
 
@@ -100,6 +100,8 @@ def test_bodies_survive_any_value_length(builder: MessageBuilder, settings: Sett
     "Ŵyn\r\nBcc: victim@example.net, <x@y.z>",
     "@example.net, victim@example.net",
     "\\\" <victim@example.net>, \"",
+    "=?utf-8?q?Evil=0D=0ABcc=3A_victim=40example=2Enet?=",  # would decode into a line break and an address
+    "=?utf-8?q?a=2C_victim=40example=2Enet?=",
 ])
 def test_a_name_can_never_inject_a_header_or_a_recipient(builder: MessageBuilder, name: str) -> None:
     data = builder.build(Recipient(email="reader@example.com", name=name, subscriber_id=1, delivery_id=1))
@@ -130,8 +132,19 @@ def test_subject_with_a_placeholder_and_a_test_prefix(settings: Settings) -> Non
     builder = MessageBuilder(settings, {"en": personal}, send_id=None, subject_prefix="[TEST] ")
     message = parse(builder.build(Recipient(email="t@example.com", name="Rhodri\r\nBcc: x@y.z")))
     assert message["Subject"] == "[TEST] News for Rhodri Bcc: x@y.z"
+    sneaky = "=?utf-8?q?x=0D=0ABcc=3A_x=40y=2Ez?="
+    message = parse(builder.build(Recipient(email="t@example.com", name=sneaky)))
+    assert message["Subject"] == f"[TEST] News for {sneaky}" and "Bcc" not in message
     assert message["Message-ID"].endswith("@example.org>")
     assert builder.envelope_sender(Recipient(email="t@example.com")) == "news@example.org"
+
+
+def test_a_reply_to_with_a_welsh_name_is_encoded(settings: Settings) -> None:
+    settings = settings.model_copy(update={"reply_to": "Golygydd Ŵyn <golygydd@example.org>"})
+    data = MessageBuilder(settings, VARIANTS, send_id=1).build(Recipient(email="r@example.com"))
+    assert data.isascii()
+    reply_to = parse(data)["Reply-To"].addresses[0]
+    assert (reply_to.display_name, reply_to.addr_spec) == ("Golygydd Ŵyn", "golygydd@example.org")
 
 
 def test_envelope_sender_is_the_verp_address(builder: MessageBuilder) -> None:

@@ -107,12 +107,28 @@ def test_limits_hold_across_threads() -> None:
     assert len(times) == 100 and most_in_any_window(sorted(times), 1.0) <= 20
 
 
-def test_cancel_wakes_a_waiter() -> None:
+def test_cancelling_wakes_a_waiter_without_holding_up_others() -> None:
     limiter = RateLimiter(per_second=0.001)  # real clock: the second message would wait 1000 s
     assert limiter.acquire()
+    cancelled = threading.Event()
     result: list[bool] = []
-    waiter = threading.Thread(target=lambda: result.append(limiter.acquire()))
+    waiter = threading.Thread(target=lambda: result.append(limiter.acquire(cancelled)))
     waiter.start()
-    limiter.cancel()
+    other = threading.Event()
+    other_waiter = threading.Thread(target=lambda: result.append(limiter.acquire(other)))
+    other_waiter.start()  # waits for its own turn, 2000 s away, without blocking the first
+    cancelled.set()
     waiter.join(timeout=5)
     assert result == [False]
+    other.set()
+    other_waiter.join(timeout=5)
+    assert result == [False, False]
+
+
+def test_a_turn_given_up_stays_spent() -> None:
+    clock = Clock()
+    limiter = RateLimiter(per_second=1, clock=clock, sleep=clock.sleep)
+    cancelled = threading.Event()
+    cancelled.set()
+    assert limiter.acquire() and not limiter.acquire(cancelled)
+    assert limiter.acquire() and clock.now == 1002.0  # after the given-up turn at 1001, never in its place

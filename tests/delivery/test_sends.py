@@ -17,22 +17,9 @@ from mailer.delivery.engine import deliver
 from mailer.delivery.sends import audience_size, create_send, refresh_content, rendered_variants, start
 from mailer.errors import IssueError, SendError
 from mailer.store.db import new_session
-from mailer.store.models import Delivery, SendStatus, Topic, utcnow
-from mailer.store.subscribers import add_subscriber
+from mailer.store.models import Delivery, SendStatus, utcnow
 from mailer.tokens import unsubscribe_url
 from tests.delivery.helpers import SAMPLE_ISSUE, deliveries
-
-
-@pytest.fixture
-def news(engine) -> None:  # type: ignore[no-untyped-def]
-    with new_session(engine) as session:
-        session.add(Topic(name="news"))
-        session.commit()
-        add_subscriber(session, email="sian@example.com", name="Siân Jones", language="cy", topics=["news"])
-        add_subscriber(session, email="tom@example.com", name="Tom \"Tiny\" O'Neill, Jr.", topics=["news"])
-        add_subscriber(session, email="dwy@example.com", name="", language="both", topics=["news"])
-        add_subscriber(session, email="elsewhere@example.com", name="Not news")
-        session.commit()
 
 
 def test_a_send_freezes_every_variant(settings, engine, news) -> None:  # type: ignore[no-untyped-def]

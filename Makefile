@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-fast system-deps bench install clean
+.PHONY: demo test test-fast lint system-deps bench install clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,12 +18,15 @@ demo: install
 	$(BIN)/mailer demo
 
 ## Install system packages (Chromium, PostgreSQL if none answers, smtp-sink) and run every test.
-test: system-deps install
+test: system-deps install lint
 	$(BIN)/python -m pytest -q
 
 ## Every test but the browser ones, without touching system packages.
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not browser"
+
+lint: install
+	$(BIN)/ruff check mailer bench tests
 
 system-deps:
 	bash .ci/system-deps

@@ -8,7 +8,7 @@ with Babel at first use: no compiled `.mo` files to keep in step with the source
 from __future__ import annotations
 
 import gettext
-from functools import lru_cache
+from functools import cache
 from io import BytesIO
 from pathlib import Path
 
@@ -39,7 +39,7 @@ def load_catalogue(language: str) -> Catalog:
     return merged
 
 
-@lru_cache(maxsize=None)
+@cache
 def translations(language: str) -> gettext.NullTranslations:
     """Translations for `language`; English (the source text) gets the identity."""
     if language not in LANGUAGES:

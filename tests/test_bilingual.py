@@ -298,7 +298,7 @@ def test_the_report_counts_per_language(smtp_settings, readers, send_issue, smtp
     columns = rows["language"]
     for language, counts in (("en", {"sent": 3, "total": 3}), ("cy", {"sent": 1, "failed": 1, "total": 2}),
                              ("both", {"sent": 1, "total": 1}), ("all", {"sent": 5, "failed": 1, "total": 6})):
-        assert {column: int(n) for column, n in zip(columns, rows[language]) if n != "0"} == counts, language
+        assert {column: int(n) for column, n in zip(columns, rows[language], strict=True) if n != "0"} == counts, language
 
 
 # --- 5. catalogues --------------------------------------------------------------------------------

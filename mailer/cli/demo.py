@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -102,5 +102,5 @@ def _step(number: int, title: str) -> None:
 
 def _next_minute(tz_name: str) -> datetime:
     """The start of the minute after next, in `tz_name`: a minute or more from now."""
-    now = datetime.now(timezone.utc).astimezone(ZoneInfo(tz_name))
+    now = datetime.now(UTC).astimezone(ZoneInfo(tz_name))
     return (now + timedelta(minutes=2)).replace(second=0, microsecond=0)

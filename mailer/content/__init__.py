@@ -7,7 +7,7 @@
 """
 
 from mailer.content.loader import load_issue
-from mailer.content.personalise import PLACEHOLDER_FIELDS, Personaliser, greeting_name, placeholder
+from mailer.content.personalise import PLACEHOLDER_FIELDS, Personaliser, placeholder
 from mailer.content.render import RENDER_LANGUAGES, Rendered, render_issue, variant_languages
 from mailer.content.schema import Issue
 
@@ -17,7 +17,6 @@ __all__ = [
     "Issue",
     "Personaliser",
     "Rendered",
-    "greeting_name",
     "load_issue",
     "placeholder",
     "render_issue",

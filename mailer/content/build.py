@@ -7,7 +7,7 @@ subscriber; sends build their messages on the fast path in `mailer.delivery`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
@@ -45,7 +45,7 @@ def sample_message(rendered: Rendered, settings: Settings) -> EmailMessage:
     if settings.reply_to:
         message["Reply-To"] = settings.reply_to
     message["Subject"] = personal.subject(values)
-    message["Date"] = format_datetime(datetime.now(timezone.utc))
+    message["Date"] = format_datetime(datetime.now(UTC))
     message["Message-ID"] = make_msgid(domain=settings.sender_domain)
     message["List-Id"] = f"{settings.list_name} <{settings.list_id}>"
     message["List-Unsubscribe"] = f"<{values['unsubscribe_url']}>"

@@ -56,15 +56,6 @@ def if_given(text: str, field: str, otherwise: str = "") -> str:
     return f"__MAILER_IF_{marker}{text}__MAILER_ENDIF__"
 
 
-def greeting_name(name: str | None, language: str = "en", *, first: str | None = None) -> str:
-    """The subscriber's name on one line, empty when there is none.
-
-    The templates greet a reader without a name themselves ("Dear friend,"), so `language`
-    and `first` change nothing; they are accepted so that existing callers keep working.
-    """
-    return _one_line(name or "").strip()
-
-
 def _one_line(value: str) -> str:
     return value if value.isprintable() else _CONTROL.sub(" ", value)
 

@@ -124,7 +124,7 @@ class JournalRecorder:
 def journal_line(outcome: Outcome) -> bytes:
     reply = " ".join(outcome.reply.split())
     return (f"{outcome.delivery_id}\t{outcome.at.isoformat()}\t{outcome.email}\t{outcome.message_id}\t{reply}\n"
-            .encode("utf-8"))
+            .encode())
 
 
 def read_journal(path: Path) -> Iterator[dict[str, object]]:

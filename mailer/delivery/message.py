@@ -29,7 +29,7 @@ from email.utils import formataddr, formatdate, make_msgid, parseaddr
 
 from mailer.bounces.verp import return_path_for
 from mailer.config import Settings
-from mailer.content import PLACEHOLDER_FIELDS, Personaliser, Rendered, greeting_name
+from mailer.content import PLACEHOLDER_FIELDS, Personaliser, Rendered
 from mailer.delivery.dkim import DkimSigner, HeaderField
 from mailer.errors import PermanentFailure
 from mailer.tokens import archive_url, preferences_url, unsubscribe_url
@@ -242,7 +242,7 @@ class MessageBuilder:
         settings = self.settings
         unsubscribe = unsubscribe_url(settings, recipient.subscriber_id or 0)
         values = {
-            "name": greeting_name(clean(recipient.name), variant.language, first=settings.bilingual_first),
+            "name": clean(recipient.name),
             "email": address,
             "unsubscribe_url": unsubscribe,
             "preferences_url": preferences_url(settings, recipient.subscriber_id or 0),

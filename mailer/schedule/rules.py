@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import asdict, dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 from apscheduler.jobstores.base import ConflictingIdError, JobLookupError
@@ -132,13 +132,13 @@ def list_rules(settings: Settings, engine: Engine) -> list[tuple[Rule, Moment | 
 
 
 def _moment(aware: datetime, tz_name: str) -> Moment:
-    return Moment(aware.astimezone(timezone.utc).replace(tzinfo=None), zone(tz_name))
+    return Moment(aware.astimezone(UTC).replace(tzinfo=None), zone(tz_name))
 
 
 def fire(settings: Settings, engine: Engine, rule: Rule, *, now: datetime) -> int | None:
     """Do what the rule says for the month of `now`: the id of a send to start now, or None
     (the editors were warned, or the issue already has a send)."""
-    month = now.replace(tzinfo=timezone.utc).astimezone(zone(rule.tz)).date()
+    month = now.replace(tzinfo=UTC).astimezone(zone(rule.tz)).date()
     label = f"{month:%B %Y}"
     found, problems = issues_dated(Path(rule.issues_dir), month)
     if len(found) != 1:

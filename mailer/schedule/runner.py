@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from apscheduler.events import EVENT_JOB_MISSED, JobExecutionEvent
@@ -175,7 +175,7 @@ class Runner:
         assert self.scheduler is not None
         with new_session(self.engine) as session:
             wanted = {
-                f"{SEND_JOB_PREFIX}{send_id}": (send_id, title, at.replace(tzinfo=timezone.utc))
+                f"{SEND_JOB_PREFIX}{send_id}": (send_id, title, at.replace(tzinfo=UTC))
                 for send_id, title, at in session.execute(
                     select(Send.id, Send.title, Send.scheduled_at).where(Send.status == SendStatus.scheduled, Send.scheduled_at > now))
             }
@@ -208,7 +208,7 @@ class Runner:
             scheduler.add_listener(self._note_missed, EVENT_JOB_MISSED)
             if self.settings.bounce_mailbox:
                 scheduler.add_job(self._process_bounces, "interval", minutes=BOUNCE_MINUTES, id="bounces", name="bounces",
-                                  jobstore=INTERNAL, next_run_time=datetime.now(timezone.utc))
+                                  jobstore=INTERNAL, next_run_time=datetime.now(UTC))
             web_server = _WebServer(self.settings, self.engine) if web else None
             scheduler.start()
             log.info("runner %s started: time zone %s, grace period %g h%s", self.owner, self.tz.key,
@@ -272,7 +272,7 @@ class Runner:
                 job = self.scheduler.get_job(job_id, jobstore=PERSISTENT)
                 if job is not None:  # unless removed meanwhile
                     rules.warn_missed(self.settings, rules.Rule(**job.kwargs),
-                                      due=due.astimezone(timezone.utc).replace(tzinfo=None), now=utcnow())
+                                      due=due.astimezone(UTC).replace(tzinfo=None), now=utcnow())
             except Exception:  # a database hiccup must not stop the runner
                 log.exception("could not warn the editors of missed rule %s", job_id)
 

@@ -8,7 +8,7 @@ with a message that says why, rather than guessed, because a guess sends an hour
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from mailer.errors import ScheduleError
@@ -55,14 +55,14 @@ def check_wall_time(wall: datetime, tz: ZoneInfo) -> datetime:
     """`wall` as an aware time in `tz`; `ScheduleError` if the clocks skip it or pass it twice."""
     earlier, later = wall.replace(tzinfo=tz, fold=0), wall.replace(tzinfo=tz, fold=1)
     shown = f"{wall:%Y-%m-%d %H:%M} in {tz.key}"
-    if earlier.astimezone(timezone.utc).astimezone(tz).replace(tzinfo=None) != wall:
+    if earlier.astimezone(UTC).astimezone(tz).replace(tzinfo=None) != wall:
         jump = _offset(later) - _offset(earlier)
         raise ScheduleError(
             f"{shown} does not exist: the clocks go forward {_span(jump)} that night, "
             f"so {wall:%H:%M} is never shown; choose another time (for example {wall + jump:%H:%M})"
         )
     if _offset(earlier) != _offset(later):
-        first, second = earlier.astimezone(timezone.utc), later.astimezone(timezone.utc)
+        first, second = earlier.astimezone(UTC), later.astimezone(UTC)
         raise ScheduleError(
             f"{shown} happens twice: the clocks go back {_span(_offset(earlier) - _offset(later))} that night "
             f"({wall:%H:%M} {earlier.tzname()} is {first:%H:%M} UTC, {wall:%H:%M} {later.tzname()} is {second:%H:%M} UTC); "
@@ -80,7 +80,7 @@ class Moment:
 
     @property
     def local(self) -> datetime:
-        return self.utc.replace(tzinfo=timezone.utc).astimezone(self.tz)
+        return self.utc.replace(tzinfo=UTC).astimezone(self.tz)
 
     @property
     def short(self) -> str:
@@ -97,7 +97,7 @@ def resolve(when: datetime, tz: ZoneInfo, *, now: datetime) -> Moment:
 
     `now` is naive UTC, passed in so that tests (and the demo) choose the clock.
     """
-    aware = when.astimezone(timezone.utc) if when.tzinfo else check_wall_time(when, tz).astimezone(timezone.utc)
+    aware = when.astimezone(UTC) if when.tzinfo else check_wall_time(when, tz).astimezone(UTC)
     result = Moment(aware.replace(tzinfo=None), tz)
     if result.utc <= now:
         raise ScheduleError(f"{result.short} ({tz.key}) is in the past; it is now {Moment(now, tz).short}")

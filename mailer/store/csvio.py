@@ -218,7 +218,7 @@ class _Importer:
             self.flush()
 
     def _parse(self, line: int, columns: list[str], cells: list[str]) -> _Row | LineResult:
-        values = {name: cell.strip() for name, cell in zip(columns, cells) if name}
+        values = {name: cell.strip() for name, cell in zip(columns, cells, strict=False) if name}
         email = values.get("email", "")
         if len(cells) > len(columns):
             return LineResult(line, email, Outcome.rejected, f"{len(cells)} cells but the header has {len(columns)} columns")

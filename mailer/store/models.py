@@ -10,7 +10,7 @@ timezone-aware column that refuses naive values), and enum fields get a plain
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from pydantic import NaiveDatetime
@@ -20,7 +20,7 @@ from sqlmodel import Field, SQLModel
 
 def utcnow() -> datetime:
     """Now in UTC, without tzinfo: the form every time column uses."""
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 class SubscriberStatus(StrEnum):

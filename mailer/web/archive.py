@@ -8,7 +8,7 @@ allowed, still no script, no forms, no framing.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated
 
 from babel.dates import format_date
@@ -101,4 +101,4 @@ def issue(send_id: SendId, request: Request, db: DB) -> Response:
 
 
 def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=timezone.utc)  # stored naive in UTC; feedgen wants it aware
+    return moment.replace(tzinfo=UTC)  # stored naive in UTC; feedgen wants it aware

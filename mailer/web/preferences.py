@@ -7,7 +7,6 @@ a typo (or someone else's address) never takes over the subscription.
 
 from __future__ import annotations
 
-
 from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import Response
 from sqlalchemy import select

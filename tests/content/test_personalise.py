@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from mailer.content import PLACEHOLDER_FIELDS, Personaliser, Rendered, greeting_name, load_issue, placeholder, render_issue
+from mailer.content import PLACEHOLDER_FIELDS, Personaliser, Rendered, load_issue, placeholder, render_issue
 from mailer.content.personalise import if_given
 from tests.content.conftest import SAMPLE_BILINGUAL, SAMPLE_EN
 
@@ -69,12 +69,6 @@ def test_missing_value_is_a_clear_error():
 
 def test_text_without_placeholders_is_returned_as_is():
     assert make("<p>static</p>").html({}) == "<p>static</p>"
-
-
-def test_greeting_name_is_the_name_on_one_line():
-    assert greeting_name("  Siân  ", "cy") == "Siân"
-    assert greeting_name(None, "cy") == greeting_name("", "both", first="en") == ""  # the templates say "Dear friend,"
-    assert greeting_name("Bad\r\nName", "en") == "Bad Name"
 
 
 @pytest.fixture

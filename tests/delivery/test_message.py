@@ -13,9 +13,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from dkim.canonicalization import Relaxed
 
 from mailer.config import Settings
-from mailer.content import Personaliser, greeting_name
+from mailer.content import Personaliser
 from mailer.delivery.dkim import DkimSigner, dns_record, generate_key, signer_for
-from mailer.delivery.message import MessageBuilder, Recipient, wire_address
+from mailer.delivery.message import MessageBuilder, Recipient, clean, wire_address
 from mailer.errors import PermanentFailure
 from mailer.tokens import archive_url, preferences_url, unsubscribe_url
 from tests.delivery.helpers import rendered
@@ -83,7 +83,7 @@ def test_bodies_survive_any_value_length(builder: MessageBuilder, settings: Sett
     """The literal parts are pre-encoded for each alignment; every value length must decode exactly."""
     message = parse(builder.build(Recipient(email="r@example.com", name=name, language=language, subscriber_id=12,
                                             delivery_id=5)))
-    values = {"name": greeting_name(name, language), "email": "r@example.com",
+    values = {"name": clean(name), "email": "r@example.com",
               "unsubscribe_url": unsubscribe_url(settings, 12), "preferences_url": preferences_url(settings, 12),
               "web_url": archive_url(settings, 7)}
     text, html = (part.get_content().replace("\r\n", "\n") for part in message.iter_parts())

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 from sqlmodel import select
 
 from mailer.errors import MailerError, ScheduleError
-from mailer.schedule import rules, runner as runner_module
+from mailer.schedule import rules
+from mailer.schedule import runner as runner_module
 from mailer.schedule.jobstore import PERSISTENT, paused_scheduler
 from mailer.store.models import Send, utcnow
 
@@ -136,7 +137,7 @@ def test_a_rule_the_runner_was_down_for_beyond_the_grace_period_warns_the_editor
                                                                                   issue_file, subscribers, session, smtp_server):
     settings = smtp_settings.model_copy(update={"schedule_grace_hours": 1})
     rules.add_rule(settings, engine, rule_for(workdir), now=utcnow())
-    due = datetime.now(timezone.utc).replace(second=0, microsecond=0) - timedelta(hours=3)
+    due = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=3)
     with paused_scheduler(settings, engine) as scheduler:  # as if the runner had been down since then
         scheduler.modify_job(rules.JOB_PREFIX + "monthly", jobstore=PERSISTENT, next_run_time=due)
     [(_, overdue)] = rules.list_rules(settings, engine)  # looking (`mailer schedule list`) leaves it to the runner

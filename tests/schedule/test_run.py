@@ -10,7 +10,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -130,7 +130,10 @@ def test_run_reads_the_bounce_mailbox_when_one_is_set(runners, smtp_settings, wo
 
     def handled() -> bool:
         box = mailbox.Maildir(maildir, create=False)
-        return "handled" in box.list_folders() and len(box.get_folder("handled")) == 1
+        try:
+            return "handled" in box.list_folders() and len(box.get_folder("handled")) == 1
+        except FileNotFoundError:  # the runner is creating the folder right now
+            return False
 
     runner.run(until=handled, timeout=10)
     assert handled()
@@ -139,7 +142,7 @@ def test_run_reads_the_bounce_mailbox_when_one_is_set(runners, smtp_settings, wo
 def add_rule_due(settings, engine, workdir, *, minutes_ago: float) -> datetime:
     """A rule added by `mailer schedule recurring add` (another process) and already due."""
     rules.add_rule(settings, engine, rule_for(workdir), now=utcnow())
-    due = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=minutes_ago)
+    due = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=minutes_ago)
     with paused_scheduler(settings, engine) as scheduler:
         scheduler.modify_job(rules.JOB_PREFIX + "monthly", jobstore=PERSISTENT, next_run_time=due)
     return due

@@ -22,6 +22,7 @@ from mailer.store.db import make_engine, new_session
 from mailer.store.models import Topic
 from tests.fixtures.postgres import fresh_database
 
+
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A fresh database on the test server, at the newest migration, dropped after the run."""

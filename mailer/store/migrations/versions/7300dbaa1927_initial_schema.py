@@ -1,22 +1,21 @@
 """initial schema
 
 Revision ID: 7300dbaa1927
-Revises: 
+Revises:
 Create Date: 2026-11-21 21:28:44.777863
 
 """
-from typing import Sequence, Union
+from collections.abc import Sequence
 
-from alembic import op
 import sqlalchemy as sa
 import sqlmodel  # noqa: F401  (autogenerate writes sqlmodel.sql.sqltypes.AutoString)
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision: str = '7300dbaa1927'
-down_revision: Union[str, Sequence[str], None] = None
-branch_labels: Union[str, Sequence[str], None] = None
-depends_on: Union[str, Sequence[str], None] = None
+down_revision: str | Sequence[str] | None = None
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

@@ -5,18 +5,16 @@ Revises: 7300dbaa1927
 Create Date: 2026-11-21 22:23:41.813598
 
 """
-from typing import Sequence, Union
+from collections.abc import Sequence
 
-from alembic import op
-import sqlalchemy as sa
 import sqlmodel  # noqa: F401  (autogenerate writes sqlmodel.sql.sqltypes.AutoString)
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision: str = '81be1aa90c95'
-down_revision: Union[str, Sequence[str], None] = '7300dbaa1927'
-branch_labels: Union[str, Sequence[str], None] = None
-depends_on: Union[str, Sequence[str], None] = None
+down_revision: str | Sequence[str] | None = '7300dbaa1927'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

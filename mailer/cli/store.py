@@ -9,13 +9,13 @@ import click
 from rich.table import Column, Table
 from sqlalchemy import func, select
 
-from mailer.cli.common import console, session, settings
+from mailer.cli.common import console, open_store, session, settings
 from mailer.errors import DatabaseOutOfDate, StoreError
 from mailer.store import db as store_db
 from mailer.store.csvio import LineResult, Outcome, export_csv, import_csv, split_topics
 from mailer.store.models import Event, Language, Subscriber, SubscriberStatus, SubscriberTopic
 from mailer.store.stats import list_stats
-from mailer.store.subscribers import add_subscriber, forget, require_by_email, unsubscribe
+from mailer.store.subscribers import REMEMBERED, add_subscriber, forget, require_by_email, unsubscribe
 from mailer.store.topics import add_topic, list_topics, remove_topic, resolve_topics, topic_names, topics_by_subscriber
 
 LANGUAGES = click.Choice([language.value for language in Language], case_sensitive=False)
@@ -72,8 +72,7 @@ def current() -> None:
 @db.command()
 def check() -> None:
     """Compare the database with the models; fails if they differ (a missing migration)."""
-    engine = store_db.make_engine(settings().database_url)
-    store_db.require_current(engine)
+    engine = open_store()
     differences = store_db.drift(engine)
     engine.dispose()
     if differences:
@@ -180,7 +179,7 @@ def show(email: str) -> None:
               help="At most this many rows (0: all; `export` suits big lists).")
 def list_(status: str | None, topic: str | None, limit: int) -> None:
     """List subscribers as a table."""
-    query = select(Subscriber).where(~Subscriber.email_key.like("%@invalid")).order_by(Subscriber.email_key)
+    query = select(Subscriber).where(REMEMBERED).order_by(Subscriber.email_key)
     if status:
         query = query.where(Subscriber.status == status)
     with session() as db_session:

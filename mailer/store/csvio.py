@@ -36,6 +36,7 @@ from mailer.store.models import (
     utcnow,
 )
 from mailer.store.subscribers import (
+    REMEMBERED,
     STOPPED,
     confirm,
     forgotten_hash,
@@ -140,7 +141,7 @@ def export_csv(session: Session, out: TextIO) -> int:
     query = (
         select(Subscriber.id, Subscriber.email, Subscriber.name, Subscriber.language, Subscriber.status,
                Subscriber.source, Subscriber.created_at, Subscriber.confirmed_at, Subscriber.status_changed_at)
-        .where(~Subscriber.email_key.like("%@invalid"))  # `forget` leaves forgotten-<id>@invalid
+        .where(REMEMBERED)
         .order_by(Subscriber.id)
         .execution_options(yield_per=BATCH)
     )

@@ -40,6 +40,10 @@ from mailer.store.topics import resolve_topics, topic_names
 
 # Statuses a subscriber leaves only by asking again (`resubscribe`, or the subscribe form).
 STOPPED = (SubscriberStatus.unsubscribed, SubscriberStatus.bounced, SubscriberStatus.complained)
+# `forget` blanks an address to forgotten-<id>@invalid, which no valid address can be (no dot in the domain).
+FORGOTTEN_SUFFIX = "@invalid"
+# Subscribers `forget` has not blanked: listings and exports leave the blanked rows out.
+REMEMBERED = ~Subscriber.email_key.endswith(FORGOTTEN_SUFFIX)
 
 
 class InvalidEmail(StoreError):
@@ -245,9 +249,10 @@ def update_preferences(
     if name is not None and name.strip() != subscriber.name:
         subscriber.name = name.strip()
         changes.append("name changed")
-    if language is not None and parse_language(language) != subscriber.language:
-        changes.append(f"language {subscriber.language} -> {parse_language(language)}")
-        subscriber.language = parse_language(language)
+    language = parse_language(language) if language is not None else None
+    if language is not None and language != subscriber.language:
+        changes.append(f"language {subscriber.language} -> {language}")
+        subscriber.language = language
     if topics is not None:
         wanted = {topic.name: topic for topic in resolve_topics(session, topics)}
         current = set(topic_names(session, subscriber.id))
@@ -342,7 +347,7 @@ def forget(session: Session, *, email: str, salt: str) -> Subscriber | None:
     if subscriber is None:
         session.flush()
         return None
-    placeholder = f"forgotten-{subscriber.id}@invalid"
+    placeholder = f"forgotten-{subscriber.id}{FORGOTTEN_SUFFIX}"
     addresses = {key, subscriber.email}
     for event in session.scalars(select(Event).where(Event.subscriber_id == subscriber.id)):
         event.detail = _scrub(event.detail, addresses)

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
 from sqlmodel import Session
 
 from mailer.config import Settings
 from mailer.errors import TokenError
-from mailer.store.models import Event, EventKind, Subscriber
+from mailer.store.models import Subscriber
+from mailer.store.subscribers import FORGOTTEN_SUFFIX
 from mailer.tokens import Purpose, read_token
 
 MAX_TOKEN_LENGTH = 512  # real ones are under 100 characters
@@ -42,12 +42,7 @@ def by_id(session: Session, subscriber_id: Any) -> Subscriber:
     # Only our own key signs these, but a payload is still checked for what an id can be (not a bool, fits 64 bits).
     valid_id = type(subscriber_id) is int and 0 < subscriber_id < 2**63
     found = session.get(Subscriber, subscriber_id) if valid_id else None
-    if found is None or _forgotten(session, found):
+    # `forget` keeps the row, blanked, so old links could still reach it: they must not.
+    if found is None or found.email_key.endswith(FORGOTTEN_SUFFIX):
         raise InvalidLink
     return found
-
-
-def _forgotten(session: Session, subscriber: Subscriber) -> bool:
-    # `forget` keeps the row, blanked, so old links could still reach it: they must not.
-    erased = select(Event.id).where(Event.subscriber_id == subscriber.id, Event.kind == EventKind.forgotten)
-    return session.scalar(erased.limit(1)) is not None

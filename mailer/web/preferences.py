@@ -25,7 +25,6 @@ from mailer.web.forms import EMAIL_LENGTH, FormList, FormText, clean_name, norma
 router = APIRouter()
 
 
-
 @router.get("/p/{token}")
 def page(token: str, request: Request, db: DB) -> Response:
     subscriber = links.subscriber(db, web(request).settings, Purpose.preferences, token)

@@ -55,13 +55,14 @@ def post(request: Request, db: DB, background: BackgroundTasks,
         return ctx.pages.render(request, page_language, "subscribe_sent.html")
     _ = ctx.pages.gettext(page_language)
     address = normalised_email(email)
-    errors = problems(_, address=address, language=language, offered=offered_languages(ctx.settings),
+    offered = offered_languages(ctx.settings)
+    errors = problems(_, address=address, language=language, offered=offered,
                       topics=topics, known_topics=set(db.scalars(select(Topic.name))))
     if not consent:
         errors["consent"] = _("Tick the box to say you agree.")
     if errors or address is None:
         return _form(request, db, chosen, errors=errors)
-    if not offered_languages(ctx.settings):
+    if not offered:
         language = page_language if page_language in ctx.settings.languages else ctx.settings.default_language
     background.add_task(request_confirmation, ctx, email=address, name=chosen["name"], language=language,
                         topics=list(dict.fromkeys(topics)), consent_text=consent_text(_, ctx),

@@ -16,7 +16,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import update
 from sqlmodel import Session
 
-from mailer.errors import NotFound, SendError
+from mailer.delivery.sends import get_send
+from mailer.errors import SendError
 from mailer.store.models import Send, utcnow
 
 LEASE = timedelta(seconds=60)
@@ -47,9 +48,7 @@ def take_lease(session: Session, *, send_id: int, owner: str, now: datetime | No
     Refuses with a clear message when another live process holds it.
     """
     now = now or utcnow()
-    send = session.get(Send, send_id)
-    if send is None:
-        raise NotFound(f"no send with id {send_id} (see `mailer sends list`)")
+    send = get_send(session, send_id=send_id)
     session.refresh(send)
     previous = send.lease_owner
     held = previous and previous != owner and send.lease_expires_at and send.lease_expires_at > now

@@ -119,6 +119,11 @@ def audience_size(session: Session, *, topics: Sequence[str] = (), languages: Se
     return session.execute(select(func.count()).select_from(query)).scalar_one()
 
 
+def audience_of(send: Send) -> dict[str, list[str]]:
+    """The topics and languages a send is for (stored comma-separated), as `audience_query` takes them."""
+    return {"topics": _split(send.topics), "languages": _split(send.languages)}
+
+
 def enqueue(session: Session, *, send_id: int) -> int:
     """Write one queued delivery per subscriber in the audience, in one INSERT ... SELECT.
 
@@ -126,7 +131,7 @@ def enqueue(session: Session, *, send_id: int) -> int:
     Returns the number of rows added.
     """
     send = get_send(session, send_id=send_id)
-    audience = audience_query(topics=_split(send.topics), languages=_split(send.languages)).order_by(None).subquery()
+    audience = audience_query(**audience_of(send)).order_by(None).subquery()
     already = exists().where(Delivery.send_id == send_id, Delivery.subscriber_id == audience.c.id)
     rows = select(
         literal(send_id), audience.c.id, audience.c.email, audience.c.language,

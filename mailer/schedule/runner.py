@@ -38,7 +38,7 @@ from mailer.bounces import process_mailbox
 from mailer.config import Settings
 from mailer.delivery.engine import deliver
 from mailer.delivery.lease import owner_is_dead
-from mailer.delivery.sends import audience_size
+from mailer.delivery.sends import audience_of, audience_size
 from mailer.errors import MailerError, ScheduleError
 from mailer.schedule import lease, rules
 from mailer.schedule.jobstore import INTERNAL, PERSISTENT, grace, make_scheduler
@@ -158,7 +158,7 @@ class Runner:
             if send is None or send.status != expected:
                 return  # another thread or runner got there first
             if expected == SendStatus.scheduled:
-                audience = audience_size(session, topics=_split(send.topics), languages=_split(send.languages))
+                audience = audience_size(session, **audience_of(send))
                 log.info("starting send %s (%s) to %s recipient%s", send.id, send.title, audience, "" if audience == 1 else "s")
             else:
                 log.info("resuming send %s (%s)", send.id, send.title)
@@ -308,10 +308,6 @@ def _resumable(now: datetime) -> tuple[Any, ...]:
     retry_due = exists().where(Delivery.send_id == Send.id, Delivery.status == DeliveryStatus.deferred,
                                Delivery.next_attempt_at <= now)
     return Send.status == SendStatus.sending, or_(queued, retry_due)
-
-
-def _split(value: str) -> list[str]:
-    return [part for part in value.split(",") if part]
 
 
 class _WebServer:

@@ -266,25 +266,29 @@ class Run:
         self.recorder.close()
         with self.engine.connect() as conn:
             queue.release(conn, ids=self.in_flight, owner=self.owner)
-            if self.pause:
+            if ending := self._ending(conn):
                 conn.execute(update(Send).where(Send.id == self.send_id, Send.status == SendStatus.sending)
-                             .values(status=SendStatus.paused, note=self.note))
-            elif self.errors and isinstance(self.errors[0], Exception):  # not Ctrl-C
-                # A bug fails the send (retrying would only repeat it); database trouble passes,
-                # so the send stays `sending` and the scheduler tries again.
-                error = self.errors[0]
-                status = SendStatus.sending if isinstance(error, OperationalError) else SendStatus.failed
-                conn.execute(update(Send).where(Send.id == self.send_id, Send.status == SendStatus.sending)
-                             .values(status=status, note=f"stopped by an error: {type(error).__name__}: {error}"[:500]))
-            elif not self.errors and queue.waiting(conn, send_id=self.send_id) == 0:
-                conn.execute(update(Send).where(Send.id == self.send_id, Send.status == SendStatus.sending)
-                             .values(status=SendStatus.finished, finished_at=utcnow(), note=""))
+                             .values(**ending))
             conn.commit()
         with new_session(self.engine) as session:  # addresses refused outright stop getting mail, like bounces
             record_refusals(session, self.settings, send_id=self.send_id)
             session.commit()
         if self.on_progress:
             self.on_progress(self.progress())
+
+    def _ending(self, conn: Connection) -> dict[str, object]:
+        """How the send's row changes now this run is over (it stays `sending` when nothing is said)."""
+        if self.pause:
+            return {"status": SendStatus.paused, "note": self.note}
+        if self.errors and isinstance(self.errors[0], Exception):  # not Ctrl-C
+            # A bug fails the send (retrying would only repeat it); database trouble passes,
+            # so the send stays `sending` and the scheduler tries again.
+            error = self.errors[0]
+            status = SendStatus.sending if isinstance(error, OperationalError) else SendStatus.failed
+            return {"status": status, "note": f"stopped by an error: {type(error).__name__}: {error}"[:500]}
+        if not self.errors and queue.waiting(conn, send_id=self.send_id) == 0:
+            return {"status": SendStatus.finished, "finished_at": utcnow(), "note": ""}
+        return {}
 
     # --- the sending threads -----------------------------------------------------------------
 

@@ -12,17 +12,13 @@ from rich.table import Table
 from sqlmodel import Session
 
 from mailer.cli.common import console, open_store, session, settings
+from mailer.cli.send import ISSUE_FILE, language_option, topic_option
 from mailer.schedule import rules, service
 from mailer.schedule.runner import Runner
 from mailer.schedule.times import Moment, parse_wall_time, zone
 from mailer.store.models import Send, SendStatus, utcnow
 
-ISSUE_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 tz_option = click.option("--tz", metavar="ZONE", help="Time zone of the time given, e.g. Europe/London (default: the `timezone` setting).")
-topic_option = click.option("--topic", "topics", multiple=True, metavar="NAME",
-                            help="Send to subscribers of this topic (repeat; default: the issue's topics, else everyone).")
-language_option = click.option("--language", "languages", multiple=True, type=click.Choice(["en", "cy", "both"]),
-                               help="Only subscribers who chose this language (repeat; default: all).")
 
 
 class ScheduleGroup(click.Group):

@@ -22,14 +22,16 @@ if TYPE_CHECKING:  # the delivery engine is imported only by commands that send
     from mailer.delivery.report import SendReport
 
 ISSUE_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+topic_option = click.option("--topic", "topics", multiple=True, metavar="NAME",
+                            help="Send to subscribers of this topic (repeat; default: the issue's topics, else everyone).")
+language_option = click.option("--language", "languages", multiple=True, type=click.Choice(["en", "cy", "both"]),
+                               help="Only subscribers who chose this language (repeat; default: all).")
 
 
 @click.command()
 @click.argument("issue_path", metavar="ISSUE", type=ISSUE_FILE, required=False)
-@click.option("--topic", "topics", multiple=True, metavar="NAME",
-              help="Send to subscribers of this topic (repeat; default: the issue's topics, else everyone).")
-@click.option("--language", "languages", multiple=True, type=click.Choice(["en", "cy", "both"]),
-              help="Only subscribers who chose this language (repeat; default: all).")
+@topic_option
+@language_option
 @click.option("--yes", "-y", is_flag=True, help="Do not ask before sending.")
 @click.option("--test", "test_addresses", multiple=True, metavar="ADDRESS",
               help='Send a copy marked "[TEST]" to ADDRESS instead (repeat); records nothing.')

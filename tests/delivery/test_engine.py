@@ -259,7 +259,7 @@ def test_pausing_from_elsewhere_stops_a_running_send(smtp_settings, smtp_server,
 
     monkeypatch.setattr(engine_module, "HOUSEKEEPING", 0.05)
     send_id = make_send(people(30))
-    settings = smtp_settings.model_copy(update={"rate_per_second": 50.0})
+    settings = smtp_settings.model_copy(update={"rate_per_second": 20.0})
     paused = []
 
     def pause_once(progress) -> None:  # type: ignore[no-untyped-def]

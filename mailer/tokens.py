@@ -64,5 +64,9 @@ def confirm_url(settings: Settings, subscriber_id: int) -> str:
     return f"{settings.base_url}/confirm/{make_token(settings, Purpose.confirm, subscriber_id)}"
 
 
+def change_email_url(settings: Settings, subscriber_id: int, new_email: str) -> str:
+    return f"{settings.base_url}/email/{make_token(settings, Purpose.change_email, [subscriber_id, new_email])}"
+
+
 def archive_url(settings: Settings, send_id: int) -> str:
     return f"{settings.base_url}/archive/{send_id}"

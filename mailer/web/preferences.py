@@ -12,12 +12,11 @@ from fastapi.responses import Response
 from sqlalchemy import select
 from sqlmodel import Session
 
-from mailer.config import Settings
 from mailer.errors import StoreError
 from mailer.store import subscribers
 from mailer.store.models import Subscriber, Topic
 from mailer.store.topics import topic_names
-from mailer.tokens import Purpose, make_token, unsubscribe_url
+from mailer.tokens import Purpose, change_email_url, unsubscribe_url
 from mailer.web import emails, links
 from mailer.web.context import DB, web
 from mailer.web.forms import EMAIL_LENGTH, FormList, FormText, clean_name, normalised_email, offered_languages, problems
@@ -59,7 +58,7 @@ def save(token: str, request: Request, db: DB, background: BackgroundTasks,
     if changing:
         background.add_task(emails.send, ctx, to=new_email, language=subscriber.language,
                             template="email/change_email.txt", old_email=subscriber.email,
-                            link=_change_email_url(ctx.settings, subscriber.id, new_email))
+                            link=change_email_url(ctx.settings, subscriber.id, new_email))
     chosen["email"] = subscriber.email
     return _render(request, db, subscriber, chosen, saved=True, email_sent_to=new_email if changing else None)
 
@@ -83,10 +82,6 @@ def email_change(token: str, request: Request, db: DB, csrf: FormText = "") -> R
         return _render_change(request, subscriber, "email_taken.html", new_email, status=409)
     db.commit()
     return _render_change(request, subscriber, "email_changed.html", new_email)
-
-
-def _change_email_url(settings: Settings, subscriber_id: int, new_email: str) -> str:
-    return f"{settings.base_url}/email/{make_token(settings, Purpose.change_email, [subscriber_id, new_email])}"
 
 
 def _change(db: Session, request: Request, token: str) -> tuple[Subscriber, str]:

@@ -24,6 +24,11 @@ LOCALES = {"en": "en_GB", "cy": "cy"}
 LOCALE_DIR = Path(__file__).with_name("locale")
 
 
+def other_language(language: str) -> str:
+    """The language a bilingual email or a page's switch pairs with `language`."""
+    return "cy" if language == "en" else "en"
+
+
 def catalogue_files(language: str) -> list[Path]:
     return sorted((LOCALE_DIR / language / "LC_MESSAGES").glob("*.po"))
 

@@ -27,7 +27,7 @@ from mailer.content.schema import Issue
 from mailer.content.text import render_text
 from mailer.content.view import IssueView, issue_view
 from mailer.errors import IssueError, RenderError
-from mailer.i18n import LANGUAGE_NAMES, install
+from mailer.i18n import LANGUAGE_NAMES, install, other_language
 
 RENDER_LANGUAGES = ("en", "cy", "both")
 LAYOUT = "layout.mjml.j2"
@@ -82,7 +82,7 @@ def variant_languages(issue: Issue, settings: Settings, language: str) -> list[s
         raise ValueError(f"unknown language {language!r}; expected one of {', '.join(RENDER_LANGUAGES)}")
     if language == "both":
         first = settings.bilingual_first
-        wanted = [first, "cy" if first == "en" else "en"]
+        wanted = [first, other_language(first)]
     else:
         wanted = [language]
     missing = [lang for lang in wanted if lang not in issue.languages]

@@ -59,14 +59,14 @@ class Pages:
         """Subject and text of a confirmation email; for "both", the two languages one after the other."""
         if language not in LANGUAGES:
             first = self.settings.bilingual_first
-            parts = [self.email(first, name, **context), self.email("cy" if first == "en" else "en", name, **context)]
+            parts = [self.email(first, name, **context), self.email(i18n.other_language(first), name, **context)]
             return " / ".join(subject for subject, _ in parts), "\n\n* * *\n\n".join(text for _, text in parts)
         module = self._environments[language].get_template(name).make_module(context)
         return str(module.subject).strip(), str(module).strip() + "\n"
 
     def render(self, request: Request, language: str, name: str, context: Mapping[str, Any] | None = None,
                *, status: int = 200, headers: Mapping[str, str] | None = None) -> HTMLResponse:
-        other = "cy" if language == "en" else "en"
+        other = i18n.other_language(language)
         switch_url = request.url.path + f"?lang={other}"
         html = self._environments[language].get_template(name).render(
             {**(context or {}), "request": request, "other_lang": other, "switch_url": switch_url,

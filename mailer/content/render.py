@@ -69,7 +69,7 @@ def render_issue(issue: Issue, settings: Settings, language: str = "en") -> Rend
     return Rendered(
         language=language,
         subject=" / ".join(view.subject for view in views),
-        preheader=" / ".join(view.preheader for view in views if view.preheader),
+        preheader=joined_preheader(views),
         html=html,
         text=render_text(views),
         mjml=mjml_source,
@@ -103,9 +103,14 @@ def render_mjml(views: list[IssueView], templates: Path) -> str:
     return _render(templates, first, LAYOUT, {
         "lang": first,
         "title": views[0].title,  # <title> and the aria-label MJML makes of it hold no markup to mark a second language
-        "preheader": " / ".join(view.preheader for view in views if view.preheader),
+        "preheader": joined_preheader(views),
         "blocks": [Markup(block) for block in blocks],
     })
+
+
+def joined_preheader(views: list[IssueView]) -> str:
+    """The preview text inboxes show after the subject: every language's, first language first."""
+    return " / ".join(view.preheader for view in views if view.preheader)
 
 
 def mjml_to_html(source: str) -> str:

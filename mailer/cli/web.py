@@ -19,4 +19,10 @@ def serve(host: str | None, port: int | None) -> None:
     config = server_config(settings(), host=host, port=port)
     click.echo(f"Subscriber pages on http://{config.host}:{config.port} "
                f"(public address {settings().base_url}). Ctrl-C stops.")
-    uvicorn.Server(config).run()
+    server = uvicorn.Server(config)
+    try:
+        server.run()
+    except SystemExit:  # uvicorn exits when it cannot listen, after logging why
+        if server.started:
+            raise
+        raise click.ClickException(f"cannot serve on {config.host}:{config.port} (is the port in use?)") from None

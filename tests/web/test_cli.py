@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -51,3 +52,15 @@ def test_serve_refuses_an_out_of_date_database(workdir):
     (workdir / "mailer.toml").write_text(CONFIG.format(db=workdir / "empty.db", port=8000))
     result = CliRunner().invoke(main, ["serve"], env={"MAILER_CONFIG": str(workdir / "mailer.toml")})
     assert result.exit_code == 1 and "mailer db upgrade" in result.output
+
+
+def test_serve_on_a_port_in_use_says_so(workdir, engine):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        (workdir / "mailer.toml").write_text(CONFIG.format(db=workdir / "mailer.db", port=port))
+        result = CliRunner().invoke(main, ["serve", "--port", str(port)],
+                                    env={"MAILER_CONFIG": str(workdir / "mailer.toml")})
+    assert result.exit_code == 1
+    assert f"cannot serve on 127.0.0.1:{port} (is the port in use?)" in result.output

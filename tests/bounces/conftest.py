@@ -24,7 +24,6 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from sqlmodel import Session
 
 from mailer.cli import main
 from mailer.cli.common import settings as cli_settings
@@ -63,12 +62,6 @@ def huge_bounce() -> bytes:
     message.add_attachment(b"\0" * (6 * 1024 * 1024), maintype="application", subtype="octet-stream", filename="slides.pptx")
     message.set_boundary("huge-attachment")
     return message.as_bytes()
-
-
-@pytest.fixture
-def session(engine) -> Iterator[Session]:
-    with new_session(engine) as db_session:
-        yield db_session
 
 
 @pytest.fixture

@@ -49,12 +49,6 @@ def issue_file(workdir: Path) -> Path:
 
 
 @pytest.fixture
-def session(engine) -> Iterator[Session]:
-    with new_session(engine) as db:
-        yield db
-
-
-@pytest.fixture
 def subscribers(session: Session) -> list[str]:
     """Twelve active subscribers of topic `news`."""
     add_topic(session, name="news")

@@ -18,7 +18,7 @@ from mailer.cli import main
 from mailer.cli.common import console
 from mailer.cli.common import settings as cli_settings
 from mailer.config import Settings
-from mailer.store.db import make_engine, new_session
+from mailer.store.db import make_engine
 from mailer.store.models import Topic
 from tests.fixtures.postgres import fresh_database
 
@@ -51,12 +51,6 @@ def database_url(request: pytest.FixtureRequest, workdir: Path) -> str:
 def settings(settings: Settings, database_url: str) -> Settings:
     """The shared settings, on this run's database (so the shared `engine` fixture follows it)."""
     return settings.model_copy(update={"database_url": database_url})
-
-
-@pytest.fixture
-def session(engine) -> Iterator[Session]:
-    with new_session(engine) as db_session:
-        yield db_session
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from sqlmodel import Session
 
 from mailer.config import Settings
 from mailer.store import subscribers
-from mailer.store.db import new_session
 from mailer.store.models import Subscriber
 from mailer.store.topics import add_topic
 from mailer.web import create_app
@@ -29,9 +28,9 @@ def client(app, settings: Settings) -> Iterator[TestClient]:
 
 
 @pytest.fixture
-def db(engine: Engine) -> Iterator[Session]:
-    with new_session(engine) as session:
-        yield session
+def db(session: Session) -> Session:
+    """The shared `session`, by the name the web tests use."""
+    return session
 
 
 @pytest.fixture

@@ -21,9 +21,9 @@ demo: install
 test: system-deps install lint
 	$(BIN)/python -m pytest -q
 
-## Every test but the browser ones, without touching system packages.
+## Every test but the browser and slow ones, without touching system packages.
 test-fast: install
-	$(BIN)/python -m pytest -q -m "not browser"
+	$(BIN)/python -m pytest -q -m "not browser and not slow"
 
 lint: install
 	$(BIN)/ruff check mailer bench tests

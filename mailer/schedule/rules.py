@@ -106,10 +106,12 @@ def add_rule(settings: Settings, engine: Engine, rule: Rule, *, now: datetime) -
         raise ScheduleError(f"{rule.issues_dir}: no such folder of issues")
     fields = cron_fields(rule.when)
     check_time_of_day(int(fields["hour"]), int(fields["minute"]), rule.tz, today=now.date())
+    cron = trigger(rule)
+    first = cron.get_next_fire_time(None, now.replace(tzinfo=UTC))  # from the caller's clock, not the machine's
     with paused_scheduler(settings, engine) as scheduler:
         try:
-            job = scheduler.add_job(FIRE, trigger(rule), kwargs=asdict(rule), id=JOB_PREFIX + rule.name,
-                                    name=f"rule {rule.name}", jobstore=PERSISTENT)
+            job = scheduler.add_job(FIRE, cron, kwargs=asdict(rule), id=JOB_PREFIX + rule.name,
+                                    name=f"rule {rule.name}", jobstore=PERSISTENT, next_run_time=first)
         except ConflictingIdError:
             raise ScheduleError(f"a rule named {rule.name!r} exists already; remove it first") from None
         return _moment(job.next_run_time, rule.tz)

@@ -16,7 +16,6 @@ import ssl
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -31,6 +30,7 @@ from mailer.config import Settings
 from mailer.store.db import new_session
 from mailer.store.models import Delivery, DeliveryStatus, Send, SendStatus
 from mailer.store.subscribers import add_subscriber
+from tests.fixtures.waiting import wait_for
 
 CORPUS = Path(__file__).with_name("corpus")
 PEOPLE = {
@@ -127,16 +127,16 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+def _answers(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
 def _wait_for(port: int) -> None:
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
+    wait_for(lambda: _answers(port), f"the IMAP server on port {port}")
 
 
 class TLSFront:

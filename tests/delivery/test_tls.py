@@ -27,10 +27,11 @@ MESSAGE = b"From: news@example.org\r\nTo: a@example.com\r\nSubject: hi\r\n\r\nbo
 def certificate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
+    # Valid for ages, as trustme's are: OpenSSL checks it against the machine's clock, which a test may
+    # not move (tests/conftest.py moves Python's), and a test certificate needs no expiry.
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=1))
+            .serial_number(x509.random_serial_number()).not_valid_before(datetime.datetime(2000, 1, 1))
+            .not_valid_after(datetime.datetime(3000, 1, 1))
             .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
             .sign(key, hashes.SHA256()))

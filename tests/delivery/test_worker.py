@@ -80,6 +80,7 @@ def test_concurrent_claims_never_overlap(pg) -> None:  # type: ignore[no-untyped
     assert sum(1 for mine in claimed if mine) > 1
 
 
+@pytest.mark.slow
 def test_two_workers_send_one_send_exactly_once(pg, postgres_database, smtp_settings, smtp_server, workdir) -> None:  # type: ignore[no-untyped-def]
     count = 1500
     send_id = started_send(pg, count)

@@ -24,6 +24,7 @@ from mailer.store.db import new_session
 from mailer.store.models import Delivery, Send, SendStatus, utcnow
 from mailer.store.subscribers import add_subscriber
 from mailer.store.topics import add_topic
+from tests.fixtures.waiting import PATIENCE
 
 ISSUE = """\
 title: "Network News: {month}"
@@ -93,7 +94,7 @@ def scheduled(session: Session, smtp_settings: Settings, issue_file: Path) -> Ca
 def tick(runner: Runner, now: datetime) -> None:
     """One pass of the runner at `now`, waiting for the deliveries it started."""
     for future in runner.tick(now):
-        future.result(timeout=30)
+        future.result(timeout=PATIENCE)
 
 
 def run_until_sent(runner: Runner, send_id: int, *, timeout: float) -> Send:

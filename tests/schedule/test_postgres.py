@@ -12,6 +12,7 @@ import pytest
 from mailer.errors import ScheduleError
 from mailer.store.models import utcnow
 from tests.fixtures.postgres import fresh_database
+from tests.fixtures.waiting import PATIENCE, wait_for
 
 from .conftest import run_until_sent, status, tick
 
@@ -27,7 +28,7 @@ def settings(settings) -> Iterator:
 
 def test_a_timed_send_fires_through_the_job_store_on_postgresql(runners, scheduled, subscribers, smtp_server):
     send = scheduled(utcnow() + timedelta(seconds=1))
-    assert run_until_sent(runners(tick_seconds=3600), send.id, timeout=20).status == "finished"
+    assert run_until_sent(runners(tick_seconds=3600), send.id, timeout=PATIENCE).status == "finished"
     assert sorted(smtp_server.recipients()) == subscribers
 
 
@@ -40,17 +41,16 @@ def test_two_runners_racing_on_postgresql_send_once_and_only_one_holds_the_lease
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(30)
+        thread.join(PATIENCE)
     assert status(session, send.id) == "finished"
     assert Counter(smtp_server.recipients()) == Counter({email: 1 for email in subscribers})
 
-    holder = threading.Thread(target=racers[0].run, kwargs={"timeout": 3})
+    holder = threading.Thread(target=racers[0].run, kwargs={"timeout": PATIENCE})
     holder.start()
     try:
-        while racers[0].scheduler is None or not racers[0].scheduler.running:
-            threading.Event().wait(0.05)
+        wait_for(lambda: racers[0].scheduler is not None and racers[0].scheduler.running, "the first runner to start")
         with pytest.raises(ScheduleError, match=r"another runner \(racer-0\)"):
             racers[1].run(timeout=1)
     finally:
         racers[0].stop.set()
-        holder.join(10)
+        holder.join(PATIENCE)

@@ -14,6 +14,7 @@ from mailer.schedule import rules
 from mailer.schedule import runner as runner_module
 from mailer.schedule.jobstore import PERSISTENT, paused_scheduler
 from mailer.store.models import Send, utcnow
+from tests.fixtures.waiting import PATIENCE
 
 from .conftest import status, write_issue
 
@@ -142,7 +143,7 @@ def test_a_rule_the_runner_was_down_for_beyond_the_grace_period_warns_the_editor
         scheduler.modify_job(rules.JOB_PREFIX + "monthly", jobstore=PERSISTENT, next_run_time=due)
     [(_, overdue)] = rules.list_rules(settings, engine)  # looking (`mailer schedule list`) leaves it to the runner
     assert overdue.utc == due.replace(tzinfo=None)
-    runners(settings=settings).run(until=lambda: bool(smtp_server.messages), timeout=10)
+    runners(settings=settings).run(until=lambda: bool(smtp_server.messages), timeout=PATIENCE)
 
     assert smtp_server.recipients() == ["editor@example.org"] and sends(session) == []
     warning = smtp_server.messages[0].message

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
@@ -21,6 +20,7 @@ from mailer.schedule.jobstore import PERSISTENT, paused_scheduler
 from mailer.store.models import utcnow
 from tests.fixtures.settings import ROOT
 from tests.fixtures.smtp import free_port
+from tests.fixtures.waiting import PATIENCE, wait_for
 
 from .conftest import delivered, run_until_sent, status, tick
 from .test_rules import rule_for
@@ -31,7 +31,7 @@ CORPUS = ROOT / "tests" / "bounces" / "corpus"
 def test_run_fires_a_send_on_the_second(runners, scheduled, subscribers, session, smtp_server):
     send = scheduled(utcnow() + timedelta(seconds=1))
     runner = runners(tick_seconds=3600)  # only the first tick runs: the date job must do the firing
-    fired = run_until_sent(runner, send.id, timeout=20)
+    fired = run_until_sent(runner, send.id, timeout=PATIENCE)
     assert fired.status == "finished"
     assert timedelta(0) <= fired.started_at - fired.scheduled_at < timedelta(seconds=2)
     assert sorted(smtp_server.recipients()) == subscribers
@@ -39,13 +39,10 @@ def test_run_fires_a_send_on_the_second(runners, scheduled, subscribers, session
 
 def test_a_second_runner_refuses_plainly_while_the_first_runs(runners):
     first, second = runners(owner="host-a:1"), runners(owner="host-b:2")
-    thread = threading.Thread(target=first.run, kwargs={"timeout": 10})
+    thread = threading.Thread(target=first.run, kwargs={"timeout": PATIENCE})
     thread.start()
     try:
-        deadline = time.monotonic() + 10
-        while first.scheduler is None or not first.scheduler.running:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        wait_for(lambda: first.scheduler is not None and first.scheduler.running, "the first runner to start")
         with pytest.raises(ScheduleError, match=r"another runner \(host-a:1\) is already running against this database"):
             second.run(timeout=1)
     finally:
@@ -59,21 +56,15 @@ def start_runner(env: dict[str, str]) -> subprocess.Popen[str]:
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
-def wait_for(condition, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-
-
+@pytest.mark.slow
 def test_sigterm_mid_send_finishes_the_message_in_flight_then_resume_sends_the_rest_exactly_once(
         runners, scheduled, subscribers, session, smtp_server, subprocess_env):
     send = scheduled(utcnow())
     process = start_runner({**subprocess_env, "MAILER_RATE_PER_SECOND": "5"})  # 12 messages take over 2 s
     try:
-        wait_for(lambda: len(smtp_server.messages) >= 3)
+        wait_for(lambda: len(smtp_server.messages) >= 3, "three messages")
         process.send_signal(signal.SIGTERM)
-        output, _ = process.communicate(timeout=20)
+        output, _ = process.communicate(timeout=PATIENCE)
     finally:
         process.kill()
     assert process.returncode == 0, output
@@ -89,15 +80,17 @@ def test_sigterm_mid_send_finishes_the_message_in_flight_then_resume_sends_the_r
     assert Counter(smtp_server.recipients()) == Counter({email: 1 for email in subscribers})
 
 
+@pytest.mark.slow
 def test_two_runner_processes_started_together_send_each_message_once(scheduled, subscribers, session, smtp_server, subprocess_env):
     send = scheduled(utcnow())
     processes = [start_runner({**subprocess_env, "MAILER_RATE_PER_SECOND": "20"}) for _ in range(2)]
     try:
-        wait_for(lambda: status(session, send.id) == "finished" and any(p.poll() is not None for p in processes))
+        wait_for(lambda: status(session, send.id) == "finished" and any(p.poll() is not None for p in processes),
+                 "the send to finish and the second runner to give up")
         for process in processes:
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
-        outputs = [process.communicate(timeout=20)[0] for process in processes]
+        outputs = [process.communicate(timeout=PATIENCE)[0] for process in processes]
     finally:
         for process in processes:
             process.kill()
@@ -117,7 +110,7 @@ def test_run_serves_the_subscriber_pages_alongside(runners, smtp_settings):
         pages.append(httpx.get(f"http://127.0.0.1:{runner.settings.web_port}/subscribe").status_code)
         return True
 
-    runner.run(web=True, until=fetched, timeout=10)
+    runner.run(web=True, until=fetched, timeout=PATIENCE)
     assert pages == [200]
 
 
@@ -135,7 +128,7 @@ def test_run_reads_the_bounce_mailbox_when_one_is_set(runners, smtp_settings, wo
         except FileNotFoundError:  # the runner is creating the folder right now
             return False
 
-    runner.run(until=handled, timeout=10)
+    runner.run(until=handled, timeout=PATIENCE)
     assert handled()
 
 
@@ -160,9 +153,9 @@ def start_in_thread(runner) -> threading.Thread:
             ticked.set()
 
     runner.tick = tick
-    thread = threading.Thread(target=runner.run, kwargs={"timeout": 20})
+    thread = threading.Thread(target=runner.run, kwargs={"timeout": PATIENCE})
     thread.start()
-    wait_for(lambda: ticked.is_set() and runner.scheduler is not None and runner.scheduler.running)
+    wait_for(lambda: ticked.is_set() and runner.scheduler is not None and runner.scheduler.running, "the runner's first tick")
     return thread
 
 
@@ -171,7 +164,7 @@ def test_a_rule_added_while_the_runner_runs_fires(runners, smtp_settings, engine
     thread = start_in_thread(runner)
     try:
         add_rule_due(smtp_settings, engine, workdir, minutes_ago=1)
-        wait_for(lambda: bool(smtp_server.messages), timeout=10)  # no December issue in November: the editor is warned
+        wait_for(lambda: bool(smtp_server.messages), "the warning")  # no December issue in November: the editor is warned
     finally:
         runner.stop.set()
         thread.join(20)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import re
 import shutil
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from mailer.store.models import Event, Subscriber, SubscriberStatus
 from mailer.store.topics import add_topic, topic_names
 from mailer.web.server import server_config
 from tests.fixtures.smtp import free_port
+from tests.fixtures.waiting import wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -56,10 +56,8 @@ def live(settings, engine, smtp_server) -> Iterator:
     server = uvicorn.Server(server_config(live_settings, host="127.0.0.1", port=port, engine=engine))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
+    wait_for(lambda: server.started or not thread.is_alive(), "uvicorn to start")
+    assert thread.is_alive(), "uvicorn stopped at start"
     yield live_settings
     server.should_exit = True
     thread.join(timeout=10)
@@ -187,10 +185,7 @@ def test_subscribe_and_confirm_from_the_received_email(live, db, smtp_server, pa
     page.wait_for_selector("text=Check your email")
     shots(page, "subscribe-sent")
 
-    deadline = time.monotonic() + 10  # the email goes out after the page has answered
-    while not smtp_server.messages:
-        assert time.monotonic() < deadline, "no confirmation email"
-        time.sleep(0.05)
+    wait_for(lambda: smtp_server.messages, "the confirmation email")  # it goes out after the page has answered
     (received,) = smtp_server.messages
     assert received.rcpt_tos == ["nia@example.org"]
     nia = subscribers.get_by_email(db, email="nia@example.org")

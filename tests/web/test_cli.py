@@ -7,14 +7,15 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 
 import httpx
+import pytest
 from click.testing import CliRunner
 
 from mailer.cli import main
 from mailer.tokens import unsubscribe_url
 from tests.fixtures.smtp import free_port
+from tests.fixtures.waiting import PATIENCE, wait_for
 
 CONFIG = """secret_key = "test-secret-key-0123456789"
 database_url = "sqlite:///{db}"
@@ -22,6 +23,17 @@ base_url = "http://127.0.0.1:{port}"
 """
 
 
+def _answers(process: subprocess.Popen[str], port: int) -> bool:
+    """Whether `mailer serve` answers yet; a server that died fails the test at once."""
+    assert process.poll() is None, "mailer serve stopped"
+    try:
+        httpx.get(f"http://127.0.0.1:{port}/subscribe", timeout=2)
+    except httpx.TransportError:
+        return False
+    return True
+
+
+@pytest.mark.slow
 def test_serve_runs_the_pages(workdir, settings, engine, person):
     ann = person()
     port = free_port()
@@ -31,19 +43,13 @@ def test_serve_runs_the_pages(workdir, settings, engine, person):
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                env={**os.environ, "MAILER_CONFIG": str(workdir / "mailer.toml")})
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                response = httpx.get(f"http://127.0.0.1:{port}/subscribe", timeout=2)
-                break
-            except httpx.TransportError:
-                assert process.poll() is None and time.monotonic() < deadline, "server did not start"
-                time.sleep(0.1)
+        wait_for(lambda: _answers(process, port), "mailer serve to answer")
+        response = httpx.get(f"http://127.0.0.1:{port}/subscribe", timeout=PATIENCE)
         assert response.status_code == 200 and response.headers["x-content-type-options"] == "nosniff"
         assert httpx.get(token_url, timeout=5).status_code == 200
     finally:
         process.send_signal(signal.SIGINT)
-        output, _ = process.communicate(timeout=10)
+        output, _ = process.communicate(timeout=PATIENCE)
     assert "GET /subscribe 200" in output and "GET /u/… 200" in output
     assert token_url.rsplit("/", 1)[1] not in output
 

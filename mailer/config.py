@@ -114,7 +114,7 @@ class Settings(BaseSettings):
         if self.templates_dir:
             return Path(self.templates_dir)
         local = Path("templates")
-        return local if (local / "email").is_dir() else Path(__file__).resolve().parent.parent / "templates"
+        return local if (local / "email").is_dir() else Path(__file__).resolve().parent / "templates"
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -42,7 +42,7 @@ def cli_env(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """Settings for commands run with CliRunner, read fresh from the environment by each test."""
     env = {
         "MAILER_SECRET_KEY": "test-secret-key-0123456789",
-        "MAILER_TEMPLATES_DIR": str(ROOT / "templates"),
+        "MAILER_TEMPLATES_DIR": str(ROOT / "mailer" / "templates"),
         "MAILER_BASE_URL": "https://news.example.org",
         "MAILER_LIST_NAME": "Network News",
         "MAILER_POSTAL_ADDRESS": "1 Example Street, Cardiff CF10 1AA",

@@ -9,7 +9,7 @@ from mailer import i18n
 from tests.content.conftest import ROOT
 
 SOURCES = [
-    (ROOT / "templates" / "email", [("**.j2", "jinja2.ext:babel_extract")]),
+    (ROOT / "mailer" / "templates" / "email", [("**.j2", "jinja2.ext:babel_extract")]),
     (ROOT / "mailer" / "content", [("**.py", "python")]),
 ]
 

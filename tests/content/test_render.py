@@ -212,7 +212,7 @@ def test_rendering_makes_no_network_connection(monkeypatch, settings):
 def test_templates_that_would_fetch_are_refused(tmp_path, settings, head):
     email = tmp_path / "email"
     email.mkdir()
-    for template in (ROOT / "templates" / "email").iterdir():
+    for template in (ROOT / "mailer" / "templates" / "email").iterdir():
         text = template.read_text(encoding="utf-8")
         if template.name == "layout.mjml.j2":
             text = text.replace("</mj-head>", head + "</mj-head>")

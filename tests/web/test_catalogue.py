@@ -11,7 +11,7 @@ from babel.messages.pofile import read_po
 ROOT = Path(__file__).resolve().parents[2]
 WEB_PO = ROOT / "mailer" / "locale" / "cy" / "LC_MESSAGES" / "web.po"
 SOURCES = [  # where the pages' texts are, and how to read them (trimmed like the app's Jinja policy)
-    ("templates/web", [("**.html", "jinja2"), ("**.txt", "jinja2")], {"**.html": {"trimmed": "true"},
+    ("mailer/templates/web", [("**.html", "jinja2"), ("**.txt", "jinja2")], {"**.html": {"trimmed": "true"},
                                                                       "**.txt": {"trimmed": "true"}}),
     ("mailer/web", [("**.py", "python")], {}),
 ]

@@ -49,7 +49,7 @@ def test_security_headers_on_every_response(client, urls):
 
 
 def test_templates_have_no_script_no_inline_style_no_external_asset():
-    for path in (ROOT / "templates" / "web").rglob("*.html"):
+    for path in (ROOT / "mailer" / "templates" / "web").rglob("*.html"):
         text = path.read_text(encoding="utf-8")
         assert "<script" not in text and " style=" not in text and "<style" not in text, path
         assert not re.search(r'(src|href)="(https?:)?//', text), path

@@ -7,6 +7,7 @@ Subcommands live in sibling modules and are imported only when used, so
 from __future__ import annotations
 
 import importlib
+import traceback
 from pathlib import Path
 
 import click
@@ -51,13 +52,18 @@ class LazyGroup(click.Group):
         try:
             return super().invoke(ctx)
         except MailerError as exc:
+            if ctx.meta.get("mailer.debug"):  # what lies behind the one line (a database or disk error, say)
+                traceback.print_exception(exc)
             raise click.ClickException(str(exc)) from None
 
 
 @click.group(cls=LazyGroup)
 @click.version_option(__version__, prog_name="mailer")
-def main() -> None:
+@click.option("--debug", is_flag=True, help="After an error's one line, show the traceback behind it.")
+@click.pass_context
+def main(ctx: click.Context, debug: bool) -> None:
     """Newsletter toolkit: write issues in YAML, send them to subscribers, exactly once."""
+    ctx.meta["mailer.debug"] = debug
 
 
 @click.command()

@@ -35,13 +35,18 @@ language_option = click.option("--language", "languages", multiple=True, type=cl
 @click.option("--yes", "-y", is_flag=True, help="Do not ask before sending.")
 @click.option("--test", "test_addresses", multiple=True, metavar="ADDRESS",
               help='Send a copy marked "[TEST]" to ADDRESS instead (repeat); records nothing.')
-@click.option("--resume", "resume_id", type=int, metavar="SEND_ID", help="Continue an interrupted or paused send.")
+@click.option("--resume", "resume_id", type=int, metavar="SEND_ID",
+              help="Continue an interrupted or paused send (the same as `mailer sends resume SEND_ID`).")
 def send(issue_path: Path | None, topics: tuple[str, ...], languages: tuple[str, ...], yes: bool,
          test_addresses: tuple[str, ...], resume_id: int | None) -> None:
     """Send ISSUE to its audience, each subscriber exactly once.
 
     Shows how many subscribers it will reach and asks first (unless --yes). Ctrl-C
-    stops after the message in flight; `mailer send --resume SEND_ID` continues.
+    (or SIGTERM) stops after the messages in flight; `mailer sends resume SEND_ID` continues.
+
+    \b
+    Example:
+      mailer send issues/2026-12.yaml --topic news
     """
     if resume_id is not None:
         if issue_path or test_addresses:
@@ -95,22 +100,23 @@ def _send_test(issue_path: Path, addresses: Sequence[str], languages: Sequence[s
 
 @contextmanager
 def _ctrl_c_stops(stop: threading.Event) -> Iterator[None]:
-    """The first Ctrl-C asks the send to stop after the message in flight; a second one interrupts."""
+    """The first Ctrl-C (or SIGTERM) asks the send to stop after the messages in flight; a second Ctrl-C interrupts."""
     def handler(signum: int, frame: object) -> None:
         if stop.is_set():
             raise KeyboardInterrupt
         stop.set()
-        console.print("Stopping after the message in flight (Ctrl-C again to interrupt)...")
+        console.print("Stopping after the messages in flight (Ctrl-C again to interrupt)...")
 
     try:
-        previous = signal.signal(signal.SIGINT, handler)
+        previous = {signum: signal.signal(signum, handler) for signum in (signal.SIGINT, signal.SIGTERM)}
     except ValueError:  # not the main thread: no signal handling
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, old in previous.items():
+            signal.signal(signum, old)
 
 
 def _deliver(send_id: int) -> None:
@@ -132,10 +138,14 @@ def _deliver(send_id: int) -> None:
 
         report = deliver(settings(), send_id, stop=stop, on_progress=show)
     _print_report(report)
+    resume = f"`mailer sends resume {send_id}`"
+    if report.status == SendStatus.paused and not report.paused_by_fault:  # a person asked: done as asked
+        console.print(f"Send {send_id} paused; resume with {resume}")
+        return
     if report.status == SendStatus.paused:
-        raise SendError(f"send {send_id} is paused; fix the cause, then: mailer send --resume {send_id}")
+        raise SendError(f"send {send_id} is paused; fix the cause, then resume with {resume}")
     if report.status == SendStatus.sending and report.counts.get("queued"):
-        raise SendError(f"send {send_id} is not finished; continue with: mailer send --resume {send_id}")
+        raise SendError(f"send {send_id} is not finished; continue with {resume}")
 
 
 def _print_report(report: SendReport, bounces: dict[str, int] | None = None) -> None:
@@ -205,12 +215,29 @@ def show(send_id: int) -> None:
 @sends.command()
 @click.argument("send_id", type=int)
 def pause(send_id: int) -> None:
-    """Pause a send; the sending process stops within seconds, after the message in flight."""
+    """Pause a send; a process sending it stops after the messages in flight (one per connection).
+
+    \b
+    Example:
+      mailer sends pause 3
+    """
     from mailer.delivery.sends import set_status
 
     with session() as db:
         set_status(db, send_id=send_id, status=SendStatus.paused, note="paused by hand")
-    console.print(f"Send {send_id} paused. Continue with: mailer send --resume {send_id}")
+    console.print(f"Send {send_id} paused. Continue with: mailer sends resume {send_id}")
+
+
+@sends.command()
+@click.argument("send_id", type=int)
+def resume(send_id: int) -> None:
+    """Continue a paused, stopped or interrupted send here, from where it stopped; each subscriber still gets it once.
+
+    \b
+    Example:
+      mailer sends resume 3
+    """
+    _deliver(send_id)
 
 
 @sends.command()

@@ -37,7 +37,7 @@ from sqlmodel import Session
 from mailer.bounces import process_mailbox
 from mailer.config import Settings
 from mailer.delivery.engine import deliver
-from mailer.delivery.lease import owner_is_dead
+from mailer.delivery.owners import owner_is_dead
 from mailer.delivery.sends import audience_of, audience_size
 from mailer.errors import MailerError, ScheduleError
 from mailer.schedule import lease, rules

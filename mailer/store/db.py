@@ -16,7 +16,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, event, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlmodel import Session, SQLModel, create_engine
 
@@ -28,14 +28,20 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 FOREIGN_TABLES = {"apscheduler_jobs"}
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for `url`, with SQLite set up for one writer and many readers."""
+def make_engine(url: str, *, pool_size: int = 5) -> Engine:
+    """An engine for `url`, with SQLite set up for one writer and many readers.
+
+    `pool_size`: connections the pool keeps for use at once (a send holds one per SMTP
+    connection, and more: `mailer.delivery.engine.open_database`), with ten more on demand.
+    """
     try:
         if url.startswith("sqlite"):
-            engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+            in_memory = make_url(url).database in (None, "", ":memory:")  # one shared connection, no pool to size
+            engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
+                                   **({} if in_memory else {"pool_size": pool_size}))
             event.listen(engine, "connect", _sqlite_pragmas)
             return engine
-        return create_engine(url, pool_pre_ping=True)
+        return create_engine(url, pool_pre_ping=True, pool_size=pool_size)
     except (ArgumentError, ImportError) as exc:  # not a URL, or a database whose driver is not installed
         raise ConfigError(
             f"database_url: cannot use it ({exc}); write sqlite:///mailer.db or postgresql+psycopg://user@host/name"

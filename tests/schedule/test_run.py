@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
@@ -60,10 +61,12 @@ def start_runner(env: dict[str, str]) -> subprocess.Popen[str]:
 def test_sigterm_mid_send_finishes_the_message_in_flight_then_resume_sends_the_rest_exactly_once(
         runners, scheduled, subscribers, session, smtp_server, subprocess_env):
     send = scheduled(utcnow())
-    process = start_runner({**subprocess_env, "MAILER_RATE_PER_SECOND": "5"})  # 12 messages take over 2 s
+    smtp_server.handler.delay = 0.2  # a slow server: 12 messages take over 2 s
+    process = start_runner(subprocess_env)
     try:
         wait_for(lambda: len(smtp_server.messages) >= 3, "three messages")
         process.send_signal(signal.SIGTERM)
+        asked = time.monotonic()
         output, _ = process.communicate(timeout=PATIENCE)
     finally:
         process.kill()
@@ -71,6 +74,7 @@ def test_sigterm_mid_send_finishes_the_message_in_flight_then_resume_sends_the_r
     assert "stopped" in output
     first_run = len(smtp_server.messages)
     assert 3 <= first_run < len(subscribers), output
+    assert sum(1 for received in smtp_server.messages if received.at > asked) <= 1  # the one on the wire
     counts = delivered(session, send.id)
     assert counts == {"sent": first_run, "queued": len(subscribers) - first_run}  # every acceptance recorded
     assert status(session, send.id) == "sending"

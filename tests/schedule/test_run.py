@@ -106,6 +106,37 @@ def test_two_runner_processes_started_together_send_each_message_once(scheduled,
     assert Counter(smtp_server.recipients()) == Counter({email: 1 for email in subscribers})
 
 
+@pytest.mark.slow
+def test_a_runner_killed_with_sigkill_is_replaced_at_once(session, subprocess_env):
+    # The shipped unit restarts `mailer run` 30 s after it dies; the lease runs for 60 s. A runner of
+    # this machine and PID namespace that has ended is known dead, so the restart is not refused.
+    first = start_runner(subprocess_env)
+    second = None
+    try:
+        wait_for(lambda: runner_lease_owner(session) is not None, "the first runner to take the lease")
+        killed = runner_lease_owner(session)
+        first.kill()
+        first.wait()
+        second = start_runner(subprocess_env)
+        wait_for(lambda: second.poll() is not None or runner_lease_owner(session) not in (None, killed),
+                 "the second runner to take the lease or give up")
+        assert second.poll() is None, second.communicate()[0]
+        second.send_signal(signal.SIGTERM)
+        output, _ = second.communicate(timeout=PATIENCE)
+    finally:
+        for process in (first, second):
+            if process is not None:
+                process.kill()
+    assert second.returncode == 0 and "another runner" not in output, output
+
+
+def runner_lease_owner(session) -> str | None:
+    from mailer.schedule import lease
+
+    holder = lease.holder(session, now=utcnow())
+    return None if holder is None else holder.owner
+
+
 def test_run_serves_the_subscriber_pages_alongside(runners, smtp_settings):
     runner = runners(settings=smtp_settings.model_copy(update={"web_port": free_port()}))
     pages: list[int] = []

@@ -114,7 +114,8 @@ def test_the_outbox_holds_each_delivery_once_across_twenty_random_kills(settings
         before = len(files())
         process = subprocess.Popen([sys.executable, "-m", "mailer", *command], env=env, cwd=workdir,
                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        wait_for(lambda: len(files()) > before or process.poll() is not None, "a message written")
+        wait_for(lambda before=before, process=process: len(files()) > before or process.poll() is not None,
+                 "a message written")
         time.sleep(chance.uniform(0, 0.1))
         process.send_signal(signal.SIGKILL)
         process.wait()

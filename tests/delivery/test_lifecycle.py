@@ -4,7 +4,7 @@ and the server's reply code kept in a column of its own, however the transport r
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import text, update
+from sqlalchemy import select, text, update
 
 from mailer.bounces.policy import record_refusals
 from mailer.delivery import lifecycle
@@ -12,7 +12,7 @@ from mailer.delivery.engine import deliver
 from mailer.delivery.sends import set_status, start
 from mailer.errors import SendError
 from mailer.store.db import make_engine, new_session
-from mailer.store.models import Delivery, Send, SendStatus, utcnow
+from mailer.store.models import Delivery, Send, SendStatus, Subscriber, utcnow
 from tests.delivery.helpers import deliveries, people
 from tests.fixtures.smtp import free_port
 
@@ -95,7 +95,8 @@ def test_refusals_are_found_by_their_code_not_by_parsing_the_reply(settings, mak
         session.commit()
         report = record_refusals(session, settings, send_id=send_id)
         session.commit()
-    assert report.permanent == 1
+        bounced = {row.email for row in session.execute(select(Subscriber.email).where(Subscriber.status == "bounced"))}
+    assert report.permanent == 1 and bounced == {"reader0@example.com"}
 
 
 def test_the_migration_fills_the_code_from_the_replies_recorded_before(workdir) -> None:  # type: ignore[no-untyped-def]

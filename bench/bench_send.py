@@ -89,7 +89,7 @@ def settings_for(folder: Path, port: int, *, dkim: bool, connections: int):  # t
         secret_key="bench-secret-key-0123456789", database_url=f"sqlite:///{folder / 'bench.db'}",
         sender_address="news@example.org", sender_name="Network News", base_url="https://news.example.org",
         smtp_host="127.0.0.1", smtp_port=port, smtp_security="none", smtp_connections=connections,
-        templates_dir=str(ROOT / "templates"), languages=["en", "cy"], **extra,
+        templates_dir=str(ROOT / "mailer" / "templates"), languages=["en", "cy"], **extra,
     )
 
 

@@ -431,9 +431,10 @@ class Run:
         transport = open_transport(self.settings)
         timings: Counter[str] = Counter()
         try:
+            status = lifecycle.StatusReader(conn, self.send_id)
             while (job := self.jobs.get()) is not None:
                 with self.limiter.turn(self.halted) as allowed:
-                    if not allowed or not self._may_send(conn):
+                    if not allowed or not self._may_send(status):
                         continue  # left claimed; given back at the end
                     started = time.perf_counter()
                     try:
@@ -452,7 +453,7 @@ class Run:
             with self.lock:
                 self.timings.update(timings)
 
-    def _may_send(self, conn: Connection) -> bool:
+    def _may_send(self, status_now: lifecycle.StatusReader) -> bool:
         """Just before a message: no stop asked, the lease trusted, and the send still `sending` in the database.
 
         Checked by every sender before every message, so a stop or a pause from elsewhere lets
@@ -465,7 +466,7 @@ class Run:
         if time.time() > self.trusted_until:
             self._halt("held up longer than the lease allows (suspended?); resume to continue")
             return False
-        status = lifecycle.status_of(conn, self.send_id)
+        status = status_now()
         if status != SendStatus.sending:
             self._halt(f"send was {status} meanwhile")
             return False

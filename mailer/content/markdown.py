@@ -133,8 +133,9 @@ def _inline_text(node: SyntaxTreeNode, with_urls: bool = False) -> str:
             text, url = _inline_text(child), str(child.attrs.get("href", ""))
             shown = url.removeprefix("mailto:")
             parts.append(text if not with_urls or text == shown else f"{text} ({shown})")
-        elif kind == "image":
-            parts.append(_inline_text(child) or child.content)
+        elif kind == "image":  # its alt text, in brackets as in the section images'; nothing when decorative
+            alt = _inline_text(child) or child.content
+            parts.append(f"[{alt}]" if alt.strip() else "")
         else:  # strong, em, s: keep their text
             parts.append(_inline_text(child, with_urls))
     return "".join(parts)

@@ -133,6 +133,8 @@ def inline_css(html: str) -> str:
         remove_classes=False,
         disable_link_rewrites=True,
         disable_validation=True,
+        # Keep MJML's width="544" on images: Outlook for Windows sizes images by the attribute and ignores CSS.
+        disable_basic_attributes=["width", "height"],
         cssutils_logging_level=logging.CRITICAL,
     ).transform(pretty_print=False)
     return inlined if inlined.lstrip().lower().startswith("<!doctype") else "<!doctype html>\n" + inlined

@@ -35,7 +35,7 @@ def _field_warnings(issue: Issue) -> list[Problem]:
             warnings.append(issue.problem((field, language) if _own(issue, field, language) else (field,),
                                           f"the subject is {len(subject)} characters; phones show about 40, keep it under {MAX_SUBJECT}"))
     for section_index, section in enumerate(issue.sections):
-        if section.image and not (section.image.alt and all(section.image.alt.get(lang) for lang in issue.languages)):
+        if section.image and section.image.alt is None:  # `alt: ""` says the image is decoration
             warnings.append(issue.problem(("sections", section_index, "image"), "image without alt text: say what it shows for readers who cannot see it"))
     for loc, value in issue.localized():
         warnings.extend(_translation_warnings(issue, loc, value))

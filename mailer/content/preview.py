@@ -3,7 +3,9 @@
 Every request checks the modification times of the issue and the templates and
 renders again when one changed; the page asks for the version once a second and
 reloads itself when it moves on. Everything is served from this process: the
-page loads nothing from anywhere else.
+page loads nothing from anywhere else. Each frame grows to the height of the
+email in it, so the phone frame shows the footer and a bilingual email both halves;
+the email's "View in browser" link opens the web version, served here too.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ h1 {{ font-size: 17px; margin: 0 0 12px; }}
 .frames {{ display: flex; gap: 24px; align-items: flex-start; flex-wrap: wrap; }}
 figure {{ margin: 0; }}
 figcaption {{ font-weight: bold; margin-bottom: 6px; }}
-iframe {{ border: 1px solid #9aa5b1; background: #fff; height: 1400px; }}
+iframe {{ border: 1px solid #9aa5b1; background: #fff; height: 800px; display: block; }}
 pre {{ background: #fff; padding: 16px; white-space: pre-wrap; max-width: 80ch; border: 1px solid #9aa5b1; }}
 .error {{ background: #fde8e8; border: 2px solid #c8102e; padding: 12px; white-space: pre-wrap; }}
 </style>
@@ -47,6 +49,17 @@ FRAMES = """<div class="frames">
 </div>"""
 RELOAD_JS = """(function () {
   var mine = document.currentScript.dataset.version;
+  // Each frame as tall as the email in it (the frames are same-origin, so their height can be read).
+  function fit(frame) {
+    var doc = frame.contentDocument;
+    if (doc && doc.documentElement) { frame.style.height = doc.documentElement.scrollHeight + "px"; }
+  }
+  document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("iframe").forEach(function (frame) {
+      frame.addEventListener("load", function () { fit(frame); });
+      fit(frame);
+    });
+  });
   setInterval(function () {
     fetch("/version").then(function (r) { return r.text(); }).then(function (v) {
       if (v !== mine) { location.reload(); }
@@ -56,12 +69,16 @@ RELOAD_JS = """(function () {
 """
 
 
+WEB_VERSION = "/web"  # the preview's own page for the email's "View in browser" link
+
+
 @dataclass(frozen=True)
 class Snapshot:
     version: int
     title: str
     html: str = ""
     text: str = ""
+    web: str = ""  # the web version: the email with no reader's name or address, as the archive shows it
     error: str = ""
 
 
@@ -98,9 +115,10 @@ class Preview:
             rendered = render_issue(issue, self.settings, language)
         except MailerError as exc:
             return Snapshot(version, self.path.name, error=str(exc))
-        values = sample_values(self.settings, language)
+        values = {**sample_values(self.settings, language), "web_url": WEB_VERSION}
         personal = Personaliser(rendered)
-        return Snapshot(version, f"{personal.subject(values)} [{language}]", personal.html(values), personal.text(values))
+        web = personal.html({**values, "name": "", "email": ""})
+        return Snapshot(version, f"{personal.subject(values)} [{language}]", personal.html(values), personal.text(values), web)
 
 
 def make_server(preview: Preview, host: str = "127.0.0.1", port: int = 8025) -> ThreadingHTTPServer:
@@ -120,6 +138,8 @@ def make_server(preview: Preview, host: str = "127.0.0.1", port: int = 8025) -> 
                 self._send(page, "text/html")
             elif route == "/email.html":
                 self._send(snapshot.html or f"<pre>{html.escape(snapshot.error)}</pre>", "text/html")
+            elif route == WEB_VERSION:
+                self._send(snapshot.web or f"<pre>{html.escape(snapshot.error)}</pre>", "text/html")
             elif route == "/version":
                 self._send(str(snapshot.version), "text/plain")
             elif route == "/reload.js":

@@ -9,6 +9,7 @@ import pytest
 from mailer.content import Personaliser, load_issue, render_issue
 from mailer.content.build import sample_values
 from tests.content.conftest import ROOT, SAMPLE_BILINGUAL, SAMPLE_EN
+from tests.fixtures.waiting import PATIENCE
 
 pytestmark = pytest.mark.browser
 
@@ -64,3 +65,46 @@ def test_email_fits_phone_and_desktop(browser, settings, sample, language):
         assert all(url.startswith("https://example.org/") for url in requests)  # only the issue's own images were asked for
         page.screenshot(path=str(ARTIFACTS / f"email-{sample.stem}-{language}-{width}.png"), full_page=True)
         page.close()
+
+
+@pytest.fixture
+def bilingual_preview(settings, tmp_path):
+    import threading
+
+    from mailer.content.preview import Preview, make_server
+
+    issue = tmp_path / "issue.yaml"
+    shutil.copy(SAMPLE_BILINGUAL, issue)
+    server = make_server(Preview(issue, settings, None), port=0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_preview_frames_show_the_whole_email_and_view_in_browser_works(browser, bilingual_preview):
+    page = browser.new_page(viewport={"width": 1100, "height": 900})
+    page.route("https://**/*", lambda route: route.fulfill(body=PICTURE, content_type="image/svg+xml"))
+    page.goto(bilingual_preview + "/", wait_until="load")
+    fitted = ("Array.from(document.querySelectorAll('iframe')).every(f => f.contentDocument"
+              " && f.contentDocument.readyState === 'complete'"
+              " && Math.abs(f.clientHeight - f.contentDocument.documentElement.scrollHeight) <= 2)")
+    page.wait_for_function(fitted, timeout=PATIENCE * 1000)
+    for title in ("Desktop", "Phone"):
+        frame = page.frame_locator(f'iframe[title="{title}"]')
+        box = page.locator(f'iframe[title="{title}"]').bounding_box()
+        assert box and box["height"] > 1400  # the whole email: longer than the old fixed frame
+        for language in ("cy", "en"):  # both halves, each down to its footer
+            footer = frame.locator(f".mailer-lang-{language} .footer").last.bounding_box()
+            assert footer and footer["y"] + footer["height"] <= box["y"] + box["height"] + 1
+    phone = page.frame_locator('iframe[title="Phone"]')
+    with page.expect_response(lambda response: "/web" in response.url) as response:
+        phone.locator(".mailer-lang-en a", has_text="View in browser").click()
+    assert response.value.status == 200
+    page.wait_for_function("(() => { const d = document.querySelector('iframe[title=Phone]').contentDocument;"
+                           " return d.location.pathname === '/web' && d.readyState === 'complete'; })()",
+                           timeout=PATIENCE * 1000)
+    web = phone.locator("body").inner_text()
+    assert "A co-production network for Wales" in web and "reader@example.org" not in web
+    page.close()

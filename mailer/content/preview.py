@@ -19,6 +19,7 @@ from pathlib import Path
 
 from mailer.config import Settings
 from mailer.content.build import default_language, sample_values
+from mailer.content.images import CONTENT_TYPES, MEDIA_PATH, local_images, media_file, source_path
 from mailer.content.loader import load_issue
 from mailer.content.personalise import Personaliser
 from mailer.content.render import render_issue
@@ -92,33 +93,40 @@ class Preview:
         self._lock = threading.Lock()
         self._stamp: tuple[tuple[str, int], ...] = ()
         self._snapshot = Snapshot(0, path.name)
+        self._images: list[Path] = []  # the issue's local images, as of the last rendering
 
     def _sources(self) -> tuple[tuple[str, int], ...]:
-        files = [self.path, *sorted((self.settings.templates_path / "email").rglob("*"))]
+        files = [self.path, *self._images, *sorted((self.settings.templates_path / "email").rglob("*"))]
         return tuple((str(file), file.stat().st_mtime_ns) for file in files if file.is_file())
 
     def current(self) -> Snapshot:
         with self._lock:
-            try:
-                stamp = self._sources()
-            except OSError as exc:
-                stamp = (("error", hash(str(exc))),)
-            if stamp != self._stamp:
-                self._stamp = stamp
+            if self._stamped() != self._stamp:
                 self._snapshot = self._render(self._snapshot.version + 1)
+                self._stamp = self._stamped()  # now with the images this rendering found
             return self._snapshot
+
+    def _stamped(self) -> tuple[tuple[str, int], ...]:
+        try:
+            return self._sources()
+        except OSError as exc:
+            return (("error", hash(str(exc))),)
 
     def _render(self, version: int) -> Snapshot:
         try:
             issue = load_issue(self.path)
+            self._images = [source_path(issue, image.src) for image in local_images(issue)]
             language = self.language or default_language(issue)
             rendered = render_issue(issue, self.settings, language)
         except MailerError as exc:
             return Snapshot(version, self.path.name, error=str(exc))
         values = {**sample_values(self.settings, language), "web_url": WEB_VERSION}
         personal = Personaliser(rendered)
-        web = personal.html({**values, "name": "", "email": ""})
-        return Snapshot(version, f"{personal.subject(values)} [{language}]", personal.html(values), personal.text(values), web)
+        # The issue's own images from here, where they were just published, whether or not `mailer serve` runs.
+        local = f"{self.settings.base_url}{MEDIA_PATH}"
+        email, web = (personal.html(page_values).replace(local, MEDIA_PATH)
+                      for page_values in (values, {**values, "name": "", "email": ""}))
+        return Snapshot(version, f"{personal.subject(values)} [{language}]", email, personal.text(values), web)
 
 
 def make_server(preview: Preview, host: str = "127.0.0.1", port: int = 8025) -> ThreadingHTTPServer:
@@ -144,13 +152,15 @@ def make_server(preview: Preview, host: str = "127.0.0.1", port: int = 8025) -> 
                 self._send(str(snapshot.version), "text/plain")
             elif route == "/reload.js":
                 self._send(RELOAD_JS, "text/javascript")
+            elif route.startswith(MEDIA_PATH) and (image := media_file(preview.settings, route[len(MEDIA_PATH):])):
+                self._send(image.read_bytes(), CONTENT_TYPES[image.suffix.lstrip(".")])
             else:
                 self.send_error(HTTPStatus.NOT_FOUND)
 
-        def _send(self, text: str, content_type: str) -> None:
-            data = text.encode("utf-8")
+        def _send(self, body: str | bytes, content_type: str) -> None:
+            data = body.encode("utf-8") if isinstance(body, str) else body
             self.send_response(HTTPStatus.OK)
-            self.send_header("Content-Type", f"{content_type}; charset=utf-8")
+            self.send_header("Content-Type", f"{content_type}; charset=utf-8" if isinstance(body, str) else content_type)
             self.send_header("Content-Length", str(len(data)))
             self.send_header("Cache-Control", "no-store")
             self.end_headers()

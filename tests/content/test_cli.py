@@ -76,7 +76,7 @@ def test_build_writes_html_text_mjml_and_eml(cli_env, workdir):
     result = run("build", str(SAMPLE_BILINGUAL))
     assert result.exit_code == 0, result.output
     out = workdir / "build"
-    for extension in ("html", "txt", "mjml", "eml"):
+    for extension in ("html", "txt", "mjml", "eml", "nameless.eml"):
         path = out / f"2026-12-network-launch.{extension}"
         assert path.stat().st_size > 1000
         assert str(Path("build") / path.name) in result.output

@@ -157,3 +157,14 @@ sections:
     assert [line.split(": ", 2)[1] for line in found[3:]] == ["sections[1].body.cy"] * 2
     assert "without alt text" in found[3] + found[4] and "KB even resized" in found[3] + found[4]
     assert len(found) == 5  # and no "relative link" for a file beside the issue; no size check it cannot make
+
+
+def test_creating_a_send_publishes_the_images_it_freezes(issue_with_photos, settings, session):
+    from mailer.delivery.sends import create_send, rendered_variants
+
+    for image in settings.media_path.glob("*") if settings.media_path.exists() else ():
+        image.unlink()
+    send = create_send(session, settings=settings, issue_path=issue_with_photos)
+    html = rendered_variants(send)["en"].html
+    names = re.findall(r'src="https://news\.example\.org/media/([^"]+)"', html)
+    assert len(names) == 2 and all((settings.media_path / name).is_file() for name in names)

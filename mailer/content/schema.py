@@ -146,7 +146,8 @@ Markdown = Annotated[Localized, _localized("markdown"),
 Url = Annotated[Localized, _localized("url"),
                 _json_schema({"type": "string", "pattern": "^(https?://|mailto:)"}, "https:, http: or mailto: address, or one per language")]
 ImageUrl = Annotated[Localized, _localized("image"),
-                     _json_schema({"type": "string", "pattern": "^https?://"}, "https: address of an image, or one per language")]
+                     _json_schema({"type": "string", "pattern": "^(https?://|[^:]+$)"},
+                                  "https: address of an image, or the path of a file beside the issue; or one per language")]
 AltText = Annotated[Localized, _localized("text", empty=True),
                     _json_schema({"type": "string"}, 'What the image shows; "" for a decorative image')]
 Topic = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$", description="lower-case topic name")]

@@ -279,8 +279,8 @@ class Run:
             return None
         except Exception as exc:  # a bug met by this recipient's data: set aside, and carry on
             reason = f"{type(exc).__name__}: {exc}"
-            log.warning("send %s: the message to delivery %s could not be built: %s", self.send_id, claimed.id,
-                        reason, exc_info=True)
+            log.warning("send %s: the message to delivery %s could not be built: %s", self.send_id, claimed.id, reason)
+            log.debug("the error behind it", exc_info=True)
             self.broken.append((claimed, f"not sent: the message could not be built: {reason}"[:1000]))
             if len(self.broken) >= BROKEN_IN_A_ROW:  # not the recipients: leave them queued and pause
                 self.broken.clear()

@@ -129,7 +129,7 @@ def _quietly(action: Callable[..., object], *args: object, **kwargs: object) -> 
     """Clean up after an error without hiding it behind a second one (the database may be what failed)."""
     try:
         action(*args, **kwargs)
-    except Exception:  # noqa: BLE001 - logged; the first error is raised
+    except Exception:  # logged; the first error is the one raised
         log.debug("while stopping after an error", exc_info=True)
 
 

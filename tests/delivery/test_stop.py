@@ -43,7 +43,7 @@ class Background:
     def _run(self, settings, send_id: int, **options) -> None:  # type: ignore[no-untyped-def]
         try:
             self.report = deliver(settings, send_id, **options)
-        except BaseException as exc:  # noqa: BLE001 - handed to the test
+        except BaseException as exc:  # handed to the test
             self.error = exc
 
     def join(self):  # type: ignore[no-untyped-def]

@@ -185,7 +185,7 @@ class Run:
         self.builder = MessageBuilder(settings, rendered_variants(send), send_id=send.id,
                                       send_tag=send_tag(settings, send), signer=signer)
         self.limiter = limiter_for(settings, engine)
-        self.recorder = journal.recorder_for(engine, send.id, owner)
+        self.recorder: journal.Recorder  # opened by `run`, once its connections are taken
         rate = min(settings.rate_per_second or BATCH, settings.rate_per_hour / HOUR if settings.rate_per_hour else BATCH)
         self.batch = max(1, min(BATCH, int(rate * 30)))  # about 30 s of sending, so skips stay fresh
         self.jobs: queues.Queue[Job | None] = queues.Queue(maxsize=2 * settings.smtp_connections)
@@ -213,6 +213,12 @@ class Run:
     def run(self) -> None:
         tidy(self.settings)
         connections = self._connections(self.settings.smtp_connections + 1)
+        try:
+            self.recorder = journal.recorder_for(self.engine, self.send_id, self.owner)
+        except BaseException:
+            for conn in connections:
+                conn.close()
+            raise
         feeding, sending = connections[0], connections[1:]
         senders = [threading.Thread(target=self._send_loop, args=(conn,), name=f"mailer-send-{n}", daemon=True)
                    for n, conn in enumerate(sending)]

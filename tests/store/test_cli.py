@@ -88,7 +88,7 @@ def test_bad_option_values_are_usage_errors(cli, workdir):
 
 
 def test_topics(cli):
-    assert cli("topics", "add", "news", "--description", "Monthly news").output == "Added topic news.\n"
+    assert cli("topics", "add", "news", "--description", "Monthly news").output == "Added topic news (public).\n"
     assert cli("subscribers", "topics", "add", "events").exit_code == 0  # the same group, as the issue writes it
     duplicate = cli("topics", "add", "news")
     assert (duplicate.exit_code, duplicate.output) == (1, "Error: topic 'news' already exists\n")
@@ -98,6 +98,22 @@ def test_topics(cli):
     assert cli("topics", "remove", "events", "--yes").output == "Removed topic events.\n"
     assert "events" not in cli("topics", "list").output
     assert "unknown topic 'events'" in cli("topics", "remove", "events", "--yes").output
+
+
+def test_topic_flags_default_and_private(cli):
+    """Finding 4: web subscribers were in no topic, and an internal topic showed on every reader's page."""
+    assert cli("topics", "add", "news", "--default").output == "Added topic news (default, public).\n"
+    assert cli("topics", "add", "load-test", "--private").output == "Added topic load-test (private).\n"
+    assert cli("topics", "add", "events").exit_code == 0
+    refused = cli("topics", "add", "odd", "--default", "--private")
+    assert (refused.exit_code, "cannot be both default and private" in refused.output) == (1, True)
+    rows = {cells[0]: cells[1:3] for line in cli("topics", "list").output.splitlines()
+            if len(cells := [cell.strip() for cell in line.split("│")[1:-1]]) == 5}
+    assert rows == {"events": ["no", "yes"], "load-test": ["no", "no"], "news": ["yes", "yes"]}
+    added = cli("subscribers", "add", "gwen@example.org", "--topic", "events")
+    assert added.output == "Added gwen@example.org (en; topics: events, news).\n"  # the default topic too
+    assert cli("topics", "set", "events", "--default").output == "Topic events: default, public.\n"
+    assert cli("topics", "set", "news", "--no-default", "--private").output == "Topic news: private.\n"
 
 
 def test_add_show_list_remove(cli):

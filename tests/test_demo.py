@@ -29,11 +29,11 @@ def test_demo_builds_imports_sends_and_prints_a_working_link(workdir: Path, monk
 
 
 def test_demo_schedules_the_second_sample_once_and_reuses_it(workdir: Path, capsys: pytest.CaptureFixture[str]):
+    from sqlmodel import select
+
     from mailer.cli.demo import _schedule_sample
     from mailer.config import Settings
     from mailer.store.db import make_engine, new_session, upgrade
-    from sqlmodel import select
-
     from mailer.store.models import Send, Topic
 
     settings = Settings(secret_key="test-secret-key-0123456789", database_url=f"sqlite:///{workdir / 'demo.db'}")

@@ -10,6 +10,7 @@ from sqlalchemy import text
 
 from mailer.cli import main
 from mailer.cli.common import settings as cli_settings
+from mailer.store import subscribers as service
 from mailer.store.db import make_engine, upgrade
 
 
@@ -98,6 +99,12 @@ def test_topics(cli):
     assert cli("topics", "remove", "events", "--yes").output == "Removed topic events.\n"
     assert "events" not in cli("topics", "list").output
     assert "unknown topic 'events'" in cli("topics", "remove", "events", "--yes").output
+
+
+def test_subscribers_add_cleans_the_name(cli, session):
+    """Finding 2: names are cleaned on every way in, `subscribers add` too."""
+    assert cli("subscribers", "add", "ann@example.org", "--name", "Ann\n\tJones\x07").exit_code == 0
+    assert service.get_by_email(session, email="ann@example.org").name == "Ann Jones"
 
 
 def test_topic_flags_default_and_private(cli):

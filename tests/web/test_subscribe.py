@@ -216,3 +216,13 @@ def test_welsh_form_and_welsh_confirmation_email(client, settings, db):
     (message,) = outbox(settings)
     assert message["Subject"].startswith("Cadarnhewch eich tanysgrifiad")
     assert "mae’n debyg" in message.get_body(("plain",)).get_content()
+
+
+def test_a_name_from_the_form_is_cleaned_as_everywhere_else(client, settings, db):
+    """Finding 2: names are cleaned on every way in (here the form; CSV and `subscribers add` in tests/store)."""
+    _subscribe(client, settings, email="nia@example.org", name="Nia\r\n  Jones\x00\u202e " + "x" * 300)
+    (message,) = outbox(settings)
+    link = link_in(message, "/confirm/")
+    client.post(link, data={"csrf": form_token(client.get(link).text)}, headers=same_origin(settings))
+    name = _by_email(db, "nia@example.org").name
+    assert name.startswith("Nia Jones x") and len(name) == 200

@@ -73,6 +73,7 @@ TOPIC_SEPARATORS = re.compile(r"[\s,;|]+")
 # A cell that starts with `'` gets one too, so that import can take exactly one off and stay exact.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 GUARD = "'"
+GUARDED = frozenset((*FORMULA_STARTS, GUARD))
 
 # Status words, ours and other tools': Mailchimp (subscribed, cleaned) and listmonk
 # (enabled, disabled, blocklisted; unconfirmed and confirmed for list subscriptions).
@@ -159,12 +160,12 @@ def split_topics(text: str) -> list[str]:
 
 def guard(cell: str) -> str:
     """A cell as export writes it: `'` before a formula-like start (or a `'`), so a spreadsheet shows it as text."""
-    return GUARD + cell if cell.startswith((*FORMULA_STARTS, GUARD)) else cell
+    return GUARD + cell if cell[:1] in GUARDED else cell
 
 
 def unguard(cell: str) -> str:
     """A cell as import reads it: exactly the `'` that `guard` added is taken off."""
-    return cell[1:] if cell.startswith(GUARD) and cell[1:].startswith((*FORMULA_STARTS, GUARD)) else cell
+    return cell[1:] if cell[:1] == GUARD and cell[1:2] in GUARDED and len(cell) > 1 else cell
 
 
 def import_csv(
@@ -223,10 +224,10 @@ def export_csv(session: Session, out: TextIO) -> int:
     count = 0
     for part in session.execute(query).partitions():
         topics = topics_by_subscriber(session, [r.id for r in part])
+        # Only the free-text cells can start like a formula: languages, topics, statuses and dates never do.
         writer.writerows(
-            [guard(cell) for cell in (
-                r.email, r.name, r.language, " ".join(topics.get(r.id, [])), r.status, r.source, r.consent_text,
-                _date(r.created_at), _date(r.confirmed_at), _date(r.status_changed_at))]
+            (guard(r.email), guard(r.name), r.language, " ".join(topics.get(r.id, [])), r.status, guard(r.source),
+             guard(r.consent_text), _date(r.created_at), _date(r.confirmed_at), _date(r.status_changed_at))
             for r in part
         )
         count += len(part)
@@ -359,6 +360,7 @@ class _Importer:
         self.topic_ids: dict[str, int] = dict(session.execute(select(Topic.name, Topic.id)).all())
         self.topic_names = {topic_id: name for name, topic_id in self.topic_ids.items()}
         self.defaults = [] if exact_topics else [topic.name for topic in default_topics(session)]
+        self.date_columns = [column for column in DATE_COLUMNS if layout.has(column)]
         self.forgotten = set(session.scalars(select(ForgottenAddress.address_hash)))
         self.first_line: dict[str, int] = {}  # address key -> line it first appeared on
         self.batch: list[_Row | LineResult] = []
@@ -381,8 +383,7 @@ class _Importer:
             email, key = normalise_email(email)
             language = parse_language(values["language"]) if values.get("language") else None
             status = SubscriberStatus.unsubscribed if self.suppress else _status(values)
-            dates = {column: _parse_date(values.get(column, ""), column) for column in DATE_COLUMNS
-                     if self.layout.has(column)}
+            dates = {column: _parse_date(values.get(column, ""), column) for column in self.date_columns}
         except StoreError as exc:
             return LineResult(line, email, Outcome.rejected, str(exc))
         first = self.first_line.setdefault(key, line)

@@ -117,8 +117,12 @@ def clean_text(value: str, limit: int | None = None) -> str:
     control and invisible formatting characters (NUL, bidirectional overrides...)
     are removed, and the result is cut to `limit` characters.
     """
-    spaced = _WHITESPACE.sub(" ", value)
-    kept = "".join(ch for ch in spaced if ch in _JOINERS or unicodedata.category(ch) not in ("Cc", "Cf", "Cs"))
+    if value.isprintable() and "  " not in value:  # the usual name: only the ends and the length to see to
+        kept = value
+    else:
+        spaced = _WHITESPACE.sub(" ", value)
+        kept = "".join(ch for ch in spaced if ch in _JOINERS or unicodedata.category(ch) not in ("Cc", "Cf", "Cs"))
+        kept = _WHITESPACE.sub(" ", kept)  # a character removed between two spaces leaves them side by side
     return kept.strip()[:limit].strip() if limit else kept.strip()
 
 

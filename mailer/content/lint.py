@@ -11,6 +11,7 @@ from mailer.content.schema import Issue, Localized
 from mailer.content.urls import is_relative
 from mailer.errors import Problem
 from mailer.i18n import LANGUAGE_NAMES
+from mailer.publiclinks import base_url_problem
 
 GMAIL_CLIP_BYTES = 102 * 1024
 MAX_SUBJECT = 70
@@ -21,7 +22,8 @@ def lint_issue(issue: Issue, settings: Settings) -> list[Problem]:
     """Warnings for a valid issue, in file order, then the size of each rendered variant."""
     warnings = _field_warnings(issue)
     warnings.sort(key=lambda problem: (problem.line, problem.column))
-    return warnings + size_warnings(issue, settings)
+    unusable_links = base_url_problem(settings.base_url)  # a setting, not the issue, but it breaks every link
+    return warnings + size_warnings(issue, settings) + ([issue.problem((), unusable_links)] if unusable_links else [])
 
 
 def _field_warnings(issue: Issue) -> list[Problem]:

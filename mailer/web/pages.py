@@ -65,15 +65,16 @@ class Pages:
         module = self._environments[language].get_template(name).make_module(context)
         return str(module.subject).strip(), str(module).strip() + "\n"
 
-    def url_of(self, request: Request) -> str:
-        """This page's address under `base_url`: never the client's Host, and a path such as
-        `//evil.example/` (which a browser reads as another site) stays a path on ours."""
-        return self.settings.base_url + quote(request.scope["path"])
+    @staticmethod
+    def path_of(request: Request) -> str:
+        """This page's path, to link to from the page: %-encoded, and never starting with `//`,
+        which a browser would read as another site (`//evil.example/x` becomes `/evil.example/x`)."""
+        return "/" + quote(request.scope["path"]).lstrip("/")
 
     def render(self, request: Request, language: str, name: str, context: Mapping[str, Any] | None = None,
                *, status: int = 200, headers: Mapping[str, str] | None = None) -> HTMLResponse:
         other = i18n.other_language(language)
-        here = self.url_of(request)
+        here = self.path_of(request)
         html = self._environments[language].get_template(name).render(
             {**(context or {}), "request": request, "other_lang": other, "switch_url": f"{here}?lang={other}",
              "here": f"{here}?lang={language}"})

@@ -19,6 +19,7 @@ import stat
 import threading
 from pathlib import Path
 
+import httpx
 import pytest
 import uvicorn
 from click.testing import CliRunner
@@ -61,7 +62,7 @@ def ask_for_address(client: TestClient, settings: Settings, subscriber, email: s
                        data={"csrf": form_token(page), "name": subscriber.name, "email": email})
 
 
-def subscribe(client: TestClient, settings: Settings, email: str, headers: dict[str, str] | None = None):
+def subscribe(client: TestClient | httpx.Client, settings: Settings, email: str, headers: dict[str, str] | None = None):
     page = client.get("/subscribe").text
     return client.post(form_action(page), headers={**same_origin(settings), **(headers or {})},
                        data={"csrf": form_token(page), "email": email, "consent": "yes"})
@@ -215,6 +216,14 @@ def test_a_client_cannot_pick_its_address_with_x_forwarded_for(app, settings, ca
     assert len(warnings) == 1 and "203.0.113.20" in warnings[0]
 
 
+def test_a_client_on_the_proxys_own_address_cannot_pick_its_address_either(settings, served):
+    # The finding: served by uvicorn, a connection from 127.0.0.1 had X-Forwarded-For believed as sent.
+    with httpx.Client(base_url=f"http://127.0.0.1:{served}", timeout=30) as client:
+        answers = [subscribe(client, settings, f"r{n}@example.org", {"x-forwarded-for": f"198.51.100.{n}"})
+                   for n in range(11)]
+    assert answers[-1].status_code == 429
+
+
 def test_a_trusted_proxy_names_the_client_and_a_forged_value_is_passed_over(settings, engine):
     proxied = create_app(settings.model_copy(update={"trusted_proxies": ["127.0.0.1"]}), engine=engine)
     proxy = client_at(proxied, settings, "127.0.0.1")
@@ -322,23 +331,27 @@ def test_the_server_is_configured_with_limits(settings, engine):
     assert config.timeout_keep_alive and config.backlog and not config.proxy_headers
 
 
-def test_oversized_headers_are_refused_by_the_real_server(settings, engine):
+@pytest.fixture
+def served(settings, engine):
+    """The pages under uvicorn as `mailer serve` runs them, on 127.0.0.1 and a free port; yields the port."""
     port = free_port()
     server = uvicorn.Server(server_config(settings, host="127.0.0.1", port=port, engine=engine))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     wait_for(lambda: server.started or not thread.is_alive(), "uvicorn to start")
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
-            connection.sendall(b"GET /subscribe HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * (MAX_HEADER_BYTES + 1024)
-                               + b"\r\n\r\n")
-            assert connection.recv(100).startswith((b"HTTP/1.1 400", b"HTTP/1.1 431"))
-        with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
-            connection.sendall(b"GET /subscribe HTTP/1.1\r\nHost: x\r\n\r\n")
-            assert connection.recv(100).startswith(b"HTTP/1.1 200")
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    yield port
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def test_oversized_headers_are_refused_by_the_real_server(served):
+    with socket.create_connection(("127.0.0.1", served), timeout=30) as connection:
+        connection.sendall(b"GET /subscribe HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * (MAX_HEADER_BYTES + 1024)
+                           + b"\r\n\r\n")
+        assert connection.recv(100).startswith((b"HTTP/1.1 400", b"HTTP/1.1 431"))
+    with socket.create_connection(("127.0.0.1", served), timeout=30) as connection:
+        connection.sendall(b"GET /subscribe HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert connection.recv(100).startswith(b"HTTP/1.1 200")
 
 
 def test_a_body_sent_too_slowly_gets_408():

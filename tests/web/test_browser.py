@@ -237,7 +237,8 @@ def test_a_reader_who_ticks_nothing_gets_the_next_issue(live, db, smtp_server, p
     page.wait_for_selector("text=You are subscribed")
 
     cli_settings.cache_clear()
-    sent = CliRunner().invoke(main, ["send", str(ROOT / "issues" / "2026-11-open-letter.yaml"), "--yes"],
+    sent = CliRunner().invoke(main, ["send", str(ROOT / "issues" / "2026-11-open-letter.yaml"), "--yes",
+                                     "--allow-insecure-links"],  # the pages are on 127.0.0.1 here
                               env=env_for(live), catch_exceptions=False)
     cli_settings.cache_clear()
     assert sent.exit_code == 0, sent.output

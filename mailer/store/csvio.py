@@ -117,7 +117,7 @@ class ImportReport:
     counts: Counter[Outcome] = field(default_factory=Counter)
     created_topics: list[str] = field(default_factory=list)
     read_past: list[str] = field(default_factory=list)  # the file's columns that were not read
-    kind: str = "mailer"  # what the file is: mailer's own columns, a Mailchimp or listmonk export, a suppression list
+    kind: str = "mailer"  # what the file is: mailer (our columns), Mailchimp export, listmonk export, suppression list
 
     def __str__(self) -> str:
         return ", ".join(f"{self.counts[outcome]} {outcome}" for outcome in Outcome)
@@ -299,9 +299,9 @@ def _layout(path: Path, header: list[str]) -> _Layout:
     if not any(lower):
         raise CsvError(f"{path}: the file is empty; it needs a header line such as: email,name,language,topics")
     if "email address" in lower:
-        layout = _foreign(names, lower, MAILCHIMP_COLUMNS, "Mailchimp")
+        layout = _foreign(names, lower, MAILCHIMP_COLUMNS, "Mailchimp export")
     elif "uuid" in lower and "attributes" in lower:
-        layout = _foreign(names, lower, LISTMONK_COLUMNS, "listmonk")
+        layout = _foreign(names, lower, LISTMONK_COLUMNS, "listmonk export")
     else:
         unknown = [name for name, low in zip(names, lower, strict=True) if low and low not in EXPORT_COLUMNS]
         if unknown:
@@ -488,8 +488,9 @@ class _Importer:
                 [self._values(row, now) for row in rows],
             ).all()
         )
-        links = [{"subscriber_id": ids[row.key], "topic_id": self.topic_ids[topic]}
-                 for row in rows for topic in dict.fromkeys((*self.defaults, *row.topics))]
+        # The default topics are for new readers; someone added as stopped (a suppression) joins none.
+        links = [{"subscriber_id": ids[row.key], "topic_id": self.topic_ids[topic]} for row in rows
+                 for topic in dict.fromkeys((*(() if row.status in STOPPED else self.defaults), *row.topics))]
         if links:
             self.session.execute(insert(SubscriberTopic.__table__), links)
         self.session.execute(

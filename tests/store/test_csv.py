@@ -13,7 +13,7 @@ from sqlmodel import Session
 from mailer.store import subscribers as service
 from mailer.store.csvio import CsvError, LineResult, Outcome, export_csv, import_csv, split_topics
 from mailer.store.models import Event, Subscriber, SubscriberStatus
-from mailer.store.topics import topic_names
+from mailer.store.topics import set_flags, topic_names
 
 SALTS = ["test-secret-key-0123456789"]
 
@@ -233,6 +233,7 @@ def status_of(session: Session, email: str) -> str:
 
 def test_import_honours_the_status_column(session, topics, workdir):
     """Finding 2: rows marked unsubscribed, bounced or complained came in active."""
+    set_flags(session, name="news", default=True)
     text = ("email,status\nu@example.org,unsubscribed\nb@example.org,bounced\nc@example.org,complained\n"
             "p@example.org,pending\na@example.org,active\nn@example.org,\n")
     counts, lines = run_import(session, write(workdir / "a.csv", text), resubscribe=True)
@@ -242,6 +243,8 @@ def test_import_honours_the_status_column(session, topics, workdir):
     assert [status_of(session, f"{c}@example.org") for c in "ubcpan"] == [
         "unsubscribed", "bounced", "complained", "pending", "active", "active"]
     assert service.get_by_email(session, email="u@example.org").confirmed_at is None
+    joined = {c: topic_names(session, service.get_by_email(session, email=f"{c}@example.org").id) for c in "uan"}
+    assert joined == {"u": [], "a": ["news"], "n": ["news"]}  # new readers join the default topic; the stopped none
 
 
 def test_a_stop_status_stops_a_subscriber_and_resubscribe_never_overrides_it(session, topics, workdir):
@@ -280,7 +283,7 @@ def test_mailchimp_exports_are_read_with_their_status(session, topics, workdir):
     subscribed = header.format(extra="TIMEZONE") + "here@example.org,Siân,Llŷr,,,5,2024-01-01 10:00:00,,,3,c,,,\n"
     for name, text in [("cleaned.csv", cleaned), ("unsubscribed.csv", unsubscribed), ("subscribed.csv", subscribed)]:
         report = import_csv(session, path=write(workdir / name, text), salts=SALTS)
-        assert (report.kind, report.counts[Outcome.added]) == ("Mailchimp", 1)
+        assert (report.kind, report.counts[Outcome.added]) == ("Mailchimp export", 1)
     session.commit()
     assert "MEMBER_RATING" in report.read_past and "Email Address" not in report.read_past
     assert [status_of(session, f"{c}@example.org") for c in ("gone", "left", "here")] == ["bounced", "unsubscribed", "active"]
@@ -293,7 +296,7 @@ def test_listmonk_exports_are_read_with_blocklisted_kept_out(session, workdir):
             'a2,off@example.org,Off,{},blocklisted,2024-01-01 10:00:00+00,2024-01-01 10:00:00+00\n')
     report = import_csv(session, path=write(workdir / "listmonk.csv", text), salts=SALTS)
     session.commit()
-    assert (report.kind, report.read_past) == ("listmonk", ["uuid", "attributes", "created_at", "updated_at"])
+    assert (report.kind, report.read_past) == ("listmonk export", ["uuid", "attributes", "created_at", "updated_at"])
     assert [status_of(session, f"{c}@example.org") for c in ("on", "off")] == ["active", "unsubscribed"]
 
 

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import click
 from rich.table import Column, Table
+from rich.text import Text
 from sqlalchemy import func, select
 
+from mailer.bounces.report import removed_by
 from mailer.cli.common import console, open_store, session, settings
 from mailer.errors import DatabaseOutOfDate, StoreError
 from mailer.store import db as store_db
@@ -162,6 +164,7 @@ def show(email: str) -> None:
             ("source", subscriber.source or "-"), ("consent", subscriber.consent_text or "-"),
             ("created", _date(subscriber.created_at)), ("confirmed", _date(subscriber.confirmed_at)),
             ("status changed", _date(subscriber.status_changed_at)),
+            ("removed by", Text(removed_by(db_session, subscriber.id) or "-")),  # outside text: never markup
         ]:
             fields.add_row(label, value)
         history = Table("when (UTC)", "event", "channel", "send", "detail", title="History")

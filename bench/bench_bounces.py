@@ -129,16 +129,17 @@ def judge_folder(folder: Path, show_errors: bool) -> None:
     cpu_rate = rounds * len(messages) / (time.process_time() - cpu)
 
     pairs = [(label, found[name]) for name, label, _ in messages]
+    labelled_as = Counter(label for label, _ in pairs)
+    right = Counter(label for label, got in pairs if label == got)
     said_permanent = sum(got == "permanent" for _, got in pairs)
-    right_permanent = sum(label == got == "permanent" for label, got in pairs)
-    print(f"{folder}: {len(messages)} messages ({', '.join(f'{n} {k}' for k, n in Counter(l for l, _ in pairs).items())})")
-    print(f"  permanent verdicts: precision {share(right_permanent, said_permanent)},"
-          f" recall {share(right_permanent, sum(label == 'permanent' for label, _ in pairs))}")
+    print(f"{folder}: {len(messages)} messages ({', '.join(f'{number} {label}' for label, number in labelled_as.items())})")
+    print(f"  permanent verdicts: precision {share(right['permanent'], said_permanent)},"
+          f" recall {share(right['permanent'], labelled_as['permanent'])}")
     for label, title in (("complaint", "complaint recall"), ("unsubscribe", "unsubscribe recall"),
                          ("temporary", "temporary kept temporary"), ("none", "non-bounces left alone")):
-        print(f"  {title:<25} {share(sum(l == g == label for l, g in pairs), sum(l == label for l, _ in pairs))}")
-    print(f"  skipped (malformed)       {share(sum(g == 'skipped' for _, g in pairs), len(pairs))}")
-    print(f"  exceptions                {sum(g == 'exception' for _, g in pairs)}")
+        print(f"  {title:<25} {share(right[label], labelled_as[label])}")
+    print(f"  skipped (malformed)       {share(sum(got == 'skipped' for _, got in pairs), len(pairs))}")
+    print(f"  exceptions                {sum(got == 'exception' for _, got in pairs)}")
     print(f"  classification            {cpu_rate:7.0f} messages/s of CPU time ({wall_rate:.0f} by the wall clock,"
           f" which counts the time other programs had the CPU)")
     if show_errors:

@@ -26,9 +26,9 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from email import errors
-from functools import cached_property
 from email.message import Message
 from email.utils import getaddresses, parseaddr
+from functools import cached_property
 
 from flufl.bounce import all_failures
 

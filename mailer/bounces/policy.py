@@ -36,7 +36,7 @@ from sqlmodel import Session
 
 from mailer.bounces.classify import MAX_MESSAGE_BYTES, TOO_BIG, Classification, MalformedMessage, classify
 from mailer.bounces.mailbox import Mailbox, display_name, open_mailbox
-from mailer.bounces.rules import Failure, failed
+from mailer.bounces.rules import failed
 from mailer.bounces.unsubscribe import request_in
 from mailer.config import Settings
 from mailer.errors import BounceError

@@ -16,8 +16,8 @@ from mailer.store.subscribers import add_subscriber
 from mailer.store.topics import add_topic
 from tests.fixtures.settings import ROOT
 
-from .conftest import corpus, deliver as deliver_to_maildir
-from .conftest import remaining
+from .conftest import corpus, remaining
+from .conftest import deliver as deliver_to_maildir
 
 
 def request(to: str, sender: str = "Rhys Jones <rhys.jones@example.net>", extra: str = "") -> bytes:

@@ -249,8 +249,8 @@ class Reader:
                 lines = about.split("\n")
                 code = notice.summary(lines, evidence_lines(lines))
             diagnostic = code if status and status in code else f"{status} {code}".strip()
-            evidence = [code, status, about]  # the receiving server's own words first: its code is the one shown
-            failures.append(failed(address, diagnostic, evidence) if action == "failed" else delayed(address, diagnostic, evidence))
+            judged = failed if action == "failed" else delayed
+            failures.append(judged(address, diagnostic, [code, status], [about]))
         return failures
 
     # ---- notices for people ----------------------------------------------------------------
@@ -282,7 +282,8 @@ class Reader:
         for raw, final in [(address, False) for address in sorted(temporary)] + [(address, True) for address in sorted(permanent)]:
             address = self.accept(raw.decode("ascii", errors="replace"))
             if address:
-                found.append(failed(address, diagnostic, [text]) if final else delayed(address, diagnostic, [text]))
+                judged = failed if final else delayed
+                found.append(judged(address, diagnostic, notice.reply_lines(lines), [text]))
         return found
 
     def broken(self) -> list[str]:

@@ -27,8 +27,10 @@ RETURNED_START = re.compile(
     r"|original message (?:follows|headers)|-+ ?original message ?-+|message headers follow"
     r"|below is a copy of the original message|unsent message follows|no message was collected"
     r"|-+ ?(?:start of )?returned (?:message|mail) ?-+|returned mail follows|mensaje original adjunto"
-    r"|content-type: message/rfc822|here is your returned mail|original message is attached)"
-    r"|\n\n(?=(?:received|return-path|dkim-signature|x-received|arc-seal): )",
+    r"|content-type: message/rfc822|here is your returned mail|original message is attached|message text follows"
+    r"|header of the original message)"
+    r"|\n\n(?=(?:received|return-path|dkim-signature|x-received|arc-seal): )"
+    r"|^(?=return-path: <|received: from |dkim-signature: v=)",
     re.IGNORECASE | re.MULTILINE,
 )
 ADDRESS = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
@@ -128,6 +130,20 @@ def summary(lines: list[str], telling: set[int]) -> str:
     return " ".join(" ".join(chosen).split())[:500]
 
 
+def reply_lines(lines: list[str]) -> list[str]:
+    """The receiving server's answer in a notice: each line with a code and the lines that continue it
+    (up to a blank line, or three more), as a folded SMTP reply runs on."""
+    chosen: list[int] = []
+    for number, line in enumerate(lines):
+        if FAILURE_CODE.search(line):
+            for follower in range(number, min(number + 4, len(lines))):
+                if follower > number and not lines[follower].strip():
+                    break
+                if follower not in chosen:
+                    chosen.append(follower)
+    return [lines[number] for number in chosen]
+
+
 def read_notice(text: str, accept: Callable[[str], str], named: list[str]) -> list[Failure]:
     """The failures a notice reports: each address with evidence near it (and every address in `named`,
     the X-Failed-Recipients header); one failure without an address when the evidence names nobody."""
@@ -146,14 +162,12 @@ def read_notice(text: str, accept: Callable[[str], str], named: list[str]) -> li
     near = {address: range(max(0, at - WINDOW_BEFORE), min(len(lines), at + WINDOW_AFTER)) for address, at in mentions.items()}
     recipients = [address for address, window in near.items() if telling.intersection(window)]
     recipients += [address for address in (accept(name).lower() for name in named) if address and address not in recipients]
-    if not recipients:
-        return [failed("", summary(lines, telling), [text])]
-    if len(recipients) == 1:
-        return [failed(recipients[0], summary(lines, telling), [text])]
+    if len(recipients) <= 1:
+        return [failed(recipients[0] if recipients else "", summary(lines, telling), reply_lines(lines), [text])]
     failures = []
     for address in recipients:
         span = near.get(address, range(len(lines)))
         window = lines[span.start:span.stop]
         telling_here = {number - span.start for number in telling if number in span}
-        failures.append(failed(address, summary(window, telling_here), ["\n".join(window)]))
+        failures.append(failed(address, summary(window, telling_here), reply_lines(window), ["\n".join(window)]))
     return failures

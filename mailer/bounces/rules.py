@@ -49,6 +49,7 @@ class Rule:
     reason: str  # what it means, for people (docs/bounces.md, `mailer bounces report`)
     codes: tuple[str, ...] = ()  # "5.1.1", "*.7.*" (enhanced status codes), "4xx", "552" (reply codes)
     phrases: tuple[str, ...] = ()  # regular expressions, matched on lower-cased, single-spaced text
+    anywhere: bool = False  # its phrases outweigh codes wherever they are, not only in the server's reply
     compiled: tuple[tuple[str, re.Pattern[str]], ...] = field(default=(), repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -108,7 +109,7 @@ RULES: tuple[Rule, ...] = (
     Rule("delayed", T, "a warning: delivery is delayed and still being tried (or a DSN says `Action: delayed`)",
          phrases=(r"warning only", r"will (?:keep|continue) (?:on )?trying", r"still being retried",
                   r"will be retried", r"delivery (?:has been|is) delayed", r"delayed for more than",
-                  r"could not (?:be delivered|send message) for (?:the )?(?:past|more than) \d+ hours?")),
+                  r"could not (?:be delivered|send message) for (?:the )?(?:past|more than) \d+ hours?"), anywhere=True),
     Rule("expired", T, "the sending server gave up retrying after a time limit, without an answer about the address",
          codes=("*.4.7",),
          phrases=(r"retry time(?:out)? (?:not reached|exceeded)", r"in the queue too long", r"delivery time expired",
@@ -116,7 +117,7 @@ RULES: tuple[Rule, ...] = (
                   r"could not be delivered for \d+ days?", r"cannot send message for \d+ days?",
                   r"has not been delivered .{0,40}\d+ days?", r"too many (?:delivery )?(?:retries|attempts)",
                   r"maximum (?:queue|retry) (?:time|lifetime)", r"exceeded the (?:maximum )?time limit",
-                  r"within the allowed queue period")),
+                  r"within the allowed queue period"), anywhere=True),
     Rule("sender-refused", T, "the receiving server refused the sender's address or domain, not the recipient",
          codes=("*.1.7", "*.1.8"),
          phrases=(r"sender (?:address|domain|e-?mail) (?:rejected|refused|denied|invalid|not allowed|is invalid)",
@@ -129,12 +130,12 @@ RULES: tuple[Rule, ...] = (
                   r"bogus mail from", r"unroutable sender", r"\bbatv\b", r"backscatter", r"unsigned dsn",
                   r"sender (?:is )?(?:in my black ?list|not pre-?approved|is a spammer)",
                   r"does not accept mail from", r"returned mail not accepted", r"mail from not owned",
-                  r"not on the recipient's list of senders")),
+                  r"not on the recipient's list of senders"), anywhere=True),
     Rule("refused-before-recipient", T,
          "the receiving server refused the connection or the greeting before it was told the recipient",
          phrases=(r"after (?:initial connection|connection|greeting|ehlo|helo|starttls|auth)\b",
                   r"in reply to (?:ehlo|helo|starttls|auth) command", r"refused to talk to me",
-                  r"but greeting failed", r"but my name was rejected", r"did not like our (?:ehlo|helo|mail)")),
+                  r"but greeting failed", r"but my name was rejected", r"did not like our (?:ehlo|helo|mail)"), anywhere=True),
     Rule("network", T, "the sending server could not reach or talk to the receiving server",
          phrases=(r"connection (?:refused|timed out|reset|lost|closed|died)", r"timed out while", r"timeout",
                   r"no answer from",
@@ -160,7 +161,7 @@ RULES: tuple[Rule, ...] = (
     Rule("mailing-list-refused", T,
          "a group or mailing list refused the message (not a member, may not post, moderated)",
          phrases=(r"may not have permission to post", r"not (?:a )?member", r"members only", r"only members",
-                  r"permission to post", r"\bmoderat", r"group you tried to contact", r"not allowed to post")),
+                  r"permission to post", r"\bmoderat", r"group you tried to contact", r"not allowed to post"), anywhere=True),
     Rule("suspended", T, "the account exists but is suspended, locked or frozen for now",
          phrases=(r"suspended", r"\blocked\b", r"frozen", r"on hold")),
     Rule("mailbox-full", T, "the mailbox is full or over its quota",
@@ -198,7 +199,8 @@ RULES: tuple[Rule, ...] = (
     # ---- permanent: positive evidence that the address cannot receive mail ---------------------
     Rule("no-such-user", P, "the mailbox does not exist (RFC 3463 X.1.1)",
          codes=("*.1.1",),
-         phrases=(r"user (?:is )?unknown", r"unknown (?:user|recipient|mailbox|local[- ]?part|e-?mail address|address|alias)",
+         phrases=(r"(?:user|mailbox|address|addressee|account) (?:is )?unknown",
+                  r"unknown (?:user|recipient|mailbox|local[- ]?part|e-?mail address|address|alias)",
                   r"recipient (?:is )?unknown", r"no such (?:user|recipient|mailbox|address|person|account|local user)",
                   r"(?:user|recipient|mailbox|address|account|addressee|e-?mail account|e-?mail address) (?:does not|doesn't|did not|not) exists?",
                   r"(?:user|recipient|mailbox|address|account|addressee) (?:was )?not found",
@@ -232,7 +234,9 @@ RULES: tuple[Rule, ...] = (
          codes=("*.2.1",),
          phrases=(r"mailbox (?:is )?disabled", r"account (?:has been |is )?(?:disabled|deactivated|closed|deleted|terminated)",
                   r"disabled or discontinued", r"deactivated (?:mailbox|account)", r"account that you tried to reach is disabled")),
-    # ---- temporary again: only a code that does not say what is wrong --------------------------
+)
+# Codes that say something failed but not what: they decide only when no word of the table does.
+FALLBACK_RULES: tuple[Rule, ...] = (
     Rule("routing", T, "the sending server could not route the message (X.4.x) and said nothing about the address",
          codes=("*.4.*",)),
     Rule("storage-reply", T, "a 552 reply: storage exceeded (RFC 5321 says to treat it as temporary)",
@@ -246,7 +250,7 @@ COMPLAINT = Rule("complaint", BounceKind.complaint,
 PROVIDER_HARD = Rule("provider-hard-bounce", P,
                      "a sending service's notice that the address does not exist (Postmark HardBounce or BadEmailAddress, "
                      "Amazon SES NoEmail, SendGrid 'Invalid Address')")
-RULES_BY_NAME = {rule.name: rule for rule in (*RULES, UNKNOWN, COMPLAINT, PROVIDER_HARD)}
+RULES_BY_NAME = {rule.name: rule for rule in (*RULES, *FALLBACK_RULES, UNKNOWN, COMPLAINT, PROVIDER_HARD)}
 DELAYED = RULES_BY_NAME["delayed"]  # also what a DSN's "Action: delayed" is, whatever its words
 
 
@@ -281,31 +285,57 @@ def single_spaced(text: str) -> str:
     return " ¶ ".join(" ".join(paragraph.split()) for paragraph in PARAGRAPH.split(text.lower()))
 
 
-def judge(texts: Iterable[str]) -> tuple[Rule, str]:
-    """The first rule the evidence matches, and the code to show with it (the most specific one seen).
+def judge(reply: Iterable[str], context: Iterable[str] = ()) -> tuple[Rule, str]:
+    """The rule the evidence about one failed recipient matches, and the code to show with it.
 
-    `texts` is everything the reporting server wrote about one failed recipient.
+    `reply` is the receiving server's own answer (a DSN's Diagnostic-Code and
+    Status, the lines of a notice that carry a code); `context` is what else the
+    reporting server wrote (the notice around it). In order:
+
+    1. words in the reply that fault something other than the address, and
+       words anywhere of the rules that say at which stage or how late the
+       failure came (`anywhere`);
+    2. codes, the most telling first (the table's order): so boilerplate words
+       do not outweigh the server's `5.1.1`, nor `5.1.1` its `5.7.1`;
+    3. words anywhere, in the table's order;
+    4. codes that say only that something failed (`FALLBACK_RULES`).
     """
-    text = " ¶ ".join(single_spaced(text) for text in texts if text)
-    enhanced, replies = codes_in([text])
-    shown = ".".join(enhanced[0]) if enhanced else (replies[0] if replies else "")
+    said = " ¶ ".join(single_spaced(text) for text in reply if text)
+    around = " ¶ ".join(single_spaced(text) for text in context if text)
+    everything = f"{said} ¶ {around}"
+    enhanced, replies = codes_in([said, around])
+    for rule in RULES:
+        if rule.kind != P and (rule.says(said) or (rule.anywhere and rule.says(around))):
+            return rule, _shown(rule, enhanced, replies)
     for rule in RULES:
         if code := rule.matches_code(enhanced, replies):
             return rule, code
-        if rule.says(text):
-            return rule, shown
-    return UNKNOWN, shown
+    for rule in RULES:
+        if rule.says(everything):
+            return rule, _shown(rule, enhanced, replies)
+    for rule in FALLBACK_RULES:
+        if code := rule.matches_code(enhanced, replies):
+            return rule, code
+    return UNKNOWN, _shown(UNKNOWN, enhanced, replies)
 
 
-def failed(address: str, diagnostic: str, evidence: Iterable[str]) -> Failure:
-    """A recipient the report says failed, judged by the table on all the evidence."""
-    rule, code = judge(evidence)
+def _shown(rule: Rule, enhanced: list[tuple[str, str, str]], replies: list[str]) -> str:
+    """The code to show beside a verdict reached by words: the first of the verdict's class (4 for a
+    temporary one, 5 for a permanent one), else the first one seen; the enhanced code before the reply code."""
+    wanted = "4" if rule.kind != P else "5"
+    codes = [".".join(found) for found in enhanced] + replies
+    return next((code for code in codes if code.startswith(wanted)), codes[0] if codes else "")
+
+
+def failed(address: str, diagnostic: str, reply: Iterable[str], context: Iterable[str] = ()) -> Failure:
+    """A recipient the report says failed, judged by the table (see `judge`)."""
+    rule, code = judge(reply, context)
     return Failure(address, rule.kind, diagnostic, rule.name, code)
 
 
-def delayed(address: str, diagnostic: str, evidence: Iterable[str]) -> Failure:
+def delayed(address: str, diagnostic: str, reply: Iterable[str], context: Iterable[str] = ()) -> Failure:
     """A recipient the report says is only delayed: temporary whatever the words."""
-    _, code = judge(evidence)
+    _, code = judge(reply, context)
     return Failure(address, BounceKind.temporary, diagnostic, DELAYED.name, code)
 
 
@@ -320,7 +350,7 @@ def evidence_lines(lines: list[str]) -> set[int]:
         offset += len(piece) + 1
     text = " ".join(pieces)
     spans = [found.span() for found in FAILURE_CODE.finditer(text)]
-    for rule in RULES:
+    for rule in (*RULES, *FALLBACK_RULES):
         for literal, pattern in rule.compiled:
             if literal in text:
                 spans += [found.span() for found in pattern.finditer(text)]
@@ -334,7 +364,7 @@ def markdown_table() -> str:
 
     rows = ["| rule | verdict | codes | what it means | phrases (regular expressions on lower-cased text) |",
             "| --- | --- | --- | --- | --- |"]
-    for rule in (*RULES, UNKNOWN, COMPLAINT, PROVIDER_HARD):
+    for rule in (*RULES, *FALLBACK_RULES, UNKNOWN, COMPLAINT, PROVIDER_HARD):
         rows.append(f"| `{rule.name}` | {rule.kind} | {cell(rule.codes)} | {rule.reason} | {cell(rule.phrases)} |")
     return "\n".join(rows)
 

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from mailer.bounces.rules import RULES, RULES_BY_NAME, Rule, anchor, codes_in, judge, markdown_table
+from mailer.bounces.rules import FALLBACK_RULES, RULES, RULES_BY_NAME, Rule, anchor, codes_in, judge, markdown_table
 from mailer.store.models import BounceKind
 from tests.fixtures.settings import ROOT
 
@@ -19,7 +19,7 @@ def test_docs_show_the_table_the_code_uses():
 
 
 def test_rules_have_distinct_names_and_only_address_rules_are_permanent():
-    assert len(RULES_BY_NAME) == len({rule.name for rule in RULES}) + 3
+    assert len(RULES_BY_NAME) == len({rule.name for rule in (*RULES, *FALLBACK_RULES)}) + 3
     permanent = [rule.name for rule in RULES if rule.kind == BounceKind.permanent]
     assert permanent == ["no-such-user", "no-such-domain", "bad-address", "moved", "disabled"]
     assert {code for name in permanent for code in RULES_BY_NAME[name].codes} == {
@@ -57,19 +57,25 @@ def test_codes_are_read_only_where_a_server_reply_begins():
     assert replies == ["550", "550", "550"]
 
 
-@pytest.mark.parametrize(("texts", "rule", "code"), [
-    (["5.0.0", "550 5.0.0 unknown"], "no-evidence", "550"),  # X.0.0 is no information
-    (["550 5.7.1 blocked using zen.example", "5.1.1"], "blocked", "5.7.1"),  # what faults the sender wins
-    (["550 5.7.1 Message refused", "5.1.1"], "policy", "5.7.1"),
-    (["550 5.1.1 user unknown", "5.1.1", "450 4.2.1 greylisted, try again later"], "try-again", "4.2.1"),
-    (["550 #5.1.1 no mailbox here by that name"], "no-such-user", "5.1.1"),
-    (["552 1 requested mail action aborted, mailbox not found"], "no-such-user", "552"),
-    (["552 exceeded storage allocation"], "mailbox-full", "552"),
-    (["user\n    unknown"], "no-such-user", ""),  # a phrase folded over two lines
-    (["user\n\nunknown"], "no-evidence", ""),  # ... but not over two paragraphs
+@pytest.mark.parametrize(("reply", "context", "rule", "code"), [
+    (["550 5.0.0 unknown", "5.0.0"], [], "no-evidence", "550"),  # X.0.0 is no information
+    (["550 5.7.1 blocked using zen.example", "5.1.1"], [], "blocked", "5.7.1"),  # what faults the sender wins
+    (["550 5.7.1 Message refused", "5.1.1"], [], "policy", "5.7.1"),
+    (["550 5.1.1 user unknown", "5.1.1", "450 4.2.1 greylisted, try again later"], [], "try-again", "4.2.1"),
+    (["550 #5.1.1 no mailbox here by that name"], [], "no-such-user", "5.1.1"),
+    (["552 1 requested mail action aborted, mailbox not found"], [], "no-such-user", "552"),
+    (["552 exceeded storage allocation"], [], "mailbox-full", "552"),
+    (["552 requested action aborted"], [], "storage-reply", "552"),  # a bare 552: only when no word says more
+    (["user\n    unknown"], [], "no-such-user", ""),  # a phrase folded over two lines
+    (["user\n\nunknown"], [], "no-evidence", ""),  # ... but not over two paragraphs
+    # Boilerplate around the reply does not outweigh the server's own code ...
+    (["550 5.1.1 <x@example.org>: user unknown"], ["unable to connect successfully to the destination"], "no-such-user", "5.1.1"),
+    # ... but the stage of the refusal does, wherever it is written:
+    (["550 5.1.1 <bounces@example.org>: rejected"], ["(in reply to MAIL FROM command)"], "sender-refused", "5.1.1"),
+    (["550 5.1.1 unknown"], ["I'm not going to try again; this message has been in the queue too long."], "expired", "5.1.1"),
 ])
-def test_judge(texts, rule, code):
-    found, shown = judge(texts)
+def test_judge(reply, context, rule, code):
+    found, shown = judge(reply, context)
     assert (found.name, shown) == (rule, code)
 
 
@@ -86,6 +92,8 @@ def test_no_phrase_of_a_temporary_rule_hides_in_ordinary_hard_bounce_wording():
         "Check for typos or unnecessary spaces and try again.",
     ]
     for text in boilerplate:
-        found, _ = judge(["550 5.1.1 user unknown", text])
+        found, _ = judge(["550 5.1.1 user unknown"], [text])
+        assert found.name == "no-such-user", (found.name, text)
+        found, _ = judge([], [text, "user unknown"])  # no code at all: the words decide
         assert found.name == "no-such-user", (found.name, text)
     assert not re.search(r"\|", "".join(rule.name for rule in RULES))

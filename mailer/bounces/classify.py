@@ -34,7 +34,7 @@ from flufl.bounce import all_failures
 
 from mailer.bounces import notice, providers
 from mailer.bounces.rules import COMPLAINT, Failure, delayed, evidence_lines, failed
-from mailer.bounces.unsubscribe import LOCAL_PART as UNSUBSCRIBE_LOCAL_PART
+from mailer.bounces.unsubscribe import is_unsubscribe_address
 from mailer.bounces.verp import deliveries_in, is_return_path, message_ids_in
 from mailer.config import Settings
 from mailer.store.models import BounceKind
@@ -113,11 +113,6 @@ def classify(settings: Settings, data: bytes) -> Classification:
     )
 
 
-def parse(data: bytes) -> Message:
-    """Parse as the readers do (for callers that want to look at a message themselves)."""
-    return email.message_from_bytes(data)
-
-
 class Reader:
     """One message read in the order of the module's docstring."""
 
@@ -169,7 +164,7 @@ class Reader:
         local = lowered.rpartition("@")[0]
         if lowered in self.own or lowered in self.ids or local.split("+")[0] in REPORTERS:
             return ""
-        if local.startswith(UNSUBSCRIBE_LOCAL_PART) or is_return_path(self.settings, address):
+        if is_unsubscribe_address(self.settings, address) or is_return_path(self.settings, address):
             return ""
         return address
 

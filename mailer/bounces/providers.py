@@ -82,6 +82,19 @@ def _text(*values: Any) -> list[str]:
     return [str(value) for value in values if value not in (None, "")]
 
 
+def _object(value: Any) -> dict[str, Any]:
+    """A JSON object where one is expected; an empty one for anything else (a notice is outside data)."""
+    return value if isinstance(value, dict) else {}
+
+
+def _objects(value: Any) -> list[dict[str, Any]]:
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def _string(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
 def _judged(address: str, diagnostic: str, evidence: list[str], *, hard: bool = False, soft: bool = False) -> Failure:
     """The table's verdict, kept temporary when the service says transient and made permanent when the
     service says the address does not exist and nothing in the diagnostic says otherwise."""
@@ -100,30 +113,29 @@ def _complaint(address: str, diagnostic: str) -> Failure:
 def _ses(event: dict[str, Any], accept: Accept) -> Iterator[Failure]:
     kind = event.get("notificationType") or event.get("eventType")
     if kind == "Bounce":
-        bounce = event.get("bounce") or {}
-        bounce_type, subtype = bounce.get("bounceType", ""), bounce.get("bounceSubType", "")
-        for recipient in bounce.get("bouncedRecipients") or []:
-            status, code = recipient.get("status", ""), recipient.get("diagnosticCode", "")
-            diagnostic = " ".join(_text(f"SES {bounce_type}/{subtype}", status, code))
-            yield _judged(accept(recipient.get("emailAddress", "")), diagnostic, _text(status, code),
+        bounce = _object(event.get("bounce"))
+        bounce_type, subtype = _string(bounce.get("bounceType")), _string(bounce.get("bounceSubType"))
+        for recipient in _objects(bounce.get("bouncedRecipients")):
+            evidence = _text(recipient.get("status"), recipient.get("diagnosticCode"))
+            diagnostic = " ".join([f"SES {bounce_type}/{subtype}", *evidence])
+            yield _judged(accept(_string(recipient.get("emailAddress"))), diagnostic, evidence,
                           hard=bounce_type == "Permanent" and subtype == "NoEmail", soft=bounce_type == "Transient")
     elif kind == "Complaint":
-        complaint = event.get("complaint") or {}
+        complaint = _object(event.get("complaint"))
         if str(complaint.get("complaintFeedbackType", "abuse")).lower() in NOT_COMPLAINTS:
             return
         diagnostic = " ".join(_text("SES complaint", complaint.get("complaintFeedbackType"), complaint.get("userAgent")))
-        for recipient in complaint.get("complainedRecipients") or []:
-            yield _complaint(accept(recipient.get("emailAddress", "")), diagnostic)
+        for recipient in _objects(complaint.get("complainedRecipients")):
+            yield _complaint(accept(_string(recipient.get("emailAddress"))), diagnostic)
     elif kind == "DeliveryDelay":
-        delay = event.get("deliveryDelay") or {}
-        for recipient in delay.get("delayedRecipients") or []:
+        for recipient in _objects(_object(event.get("deliveryDelay")).get("delayedRecipients")):
             evidence = _text(recipient.get("status"), recipient.get("diagnosticCode"))
-            yield delayed(accept(recipient.get("emailAddress", "")), " ".join(["SES delay", *evidence]), evidence)
+            yield delayed(accept(_string(recipient.get("emailAddress"))), " ".join(["SES delay", *evidence]), evidence)
 
 
 def _postmark(event: dict[str, Any], accept: Accept) -> Iterator[Failure]:
-    record, kind = event.get("RecordType"), event.get("Type", "")
-    address = accept(str(event.get("Email") or event.get("Recipient") or ""))
+    record, kind = event.get("RecordType"), _string(event.get("Type"))
+    address = accept(_string(event.get("Email")) or _string(event.get("Recipient")))
     if record == "SpamComplaint" or kind == "SpamComplaint":
         yield _complaint(address, "Postmark SpamComplaint")
     elif record == "Bounce" and kind not in POSTMARK_NOT_FAILURES:
@@ -134,19 +146,19 @@ def _postmark(event: dict[str, Any], accept: Accept) -> Iterator[Failure]:
 
 
 def _mailgun(event: dict[str, Any], accept: Accept) -> Iterator[Failure]:
-    kind, address = event.get("event"), accept(str(event.get("recipient", "")))
+    kind, address = event.get("event"), accept(_string(event.get("recipient")))
     if kind == "complained":
         yield _complaint(address, "Mailgun complained")
     elif kind == "failed":
-        status = event.get("delivery-status") or {}
+        status = _object(event.get("delivery-status"))
         evidence = _text(status.get("code"), status.get("enhanced-code"), status.get("message"), status.get("description"))
-        severity, reason = event.get("severity", ""), event.get("reason", "")
+        severity, reason = _string(event.get("severity")), _string(event.get("reason"))
         diagnostic = " ".join(_text(f"Mailgun failed ({severity}, {reason})", *evidence))
         yield _judged(address, diagnostic, evidence, soft=severity != "permanent" or reason.startswith("suppress"))
 
 
 def _sendgrid(event: dict[str, Any], accept: Accept) -> Iterator[Failure]:
-    kind, address = event.get("event"), accept(str(event.get("email", "")))
+    kind, address = event.get("event"), accept(_string(event.get("email")))
     evidence = _text(event.get("status"), event.get("reason"), event.get("response"))
     diagnostic = " ".join(_text(f"SendGrid {kind}", event.get("type"), *evidence))
     if kind == "spamreport":

@@ -55,6 +55,12 @@ def unsubscribe_address(settings: Settings, subscriber_id: int | None, send_id: 
     return f"{LOCAL_PART}+{unsubscribe_tag(settings, subscriber_id, send_id)}@{settings.sender_domain}"
 
 
+def is_unsubscribe_address(settings: Settings, address: str) -> bool:
+    """Whether an address is this list's unsubscribe address, plain or with any tag."""
+    local, _, domain = address.lower().rpartition("@")
+    return (local == LOCAL_PART or local.startswith(LOCAL_PART + "+")) and domain == settings.sender_domain.lower()
+
+
 def read_tag(settings: Settings, tag: str) -> Request:
     """Who a tag names; a Request without a subscriber when it is not validly signed."""
     found = TAG.fullmatch(tag.lower())

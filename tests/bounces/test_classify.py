@@ -319,3 +319,31 @@ def test_a_report_naming_one_recipient_twice_is_one_bounce_of_the_worst_kind():
     report = Classification(message_id="<twice@example.org>", failures=(delayed, other, failed), delivery_ids=())
     assert report.worst_per_address() == [failed, other]
     assert report.worst() == failed
+
+
+def test_no_damage_to_any_message_raises_anything_but_malformed(settings):
+    """Bounces come from anywhere: cut, spliced and garbled copies of the corpus never stop the reader."""
+    import random
+
+    from .conftest import CORPUS
+
+    files = sorted(CORPUS.rglob("*.eml"))
+    chance = random.Random(14)
+    splices = [b"\n\n", b"--", b"Content-Type: multipart/mixed; boundary=x\n", b"charset=x-weird\n", b"=?utf-8?b?////?=",
+               b'{"notificationType":"Bounce","bounce":{"bouncedRecipients":[{"emailAddress":5}]}}',
+               b"Final-Recipient: rfc822;\nAction: failed\n", b'[{"event":"bounce","email":null}]', b"\xff\xfe\x00"]
+    for _ in range(300):
+        data = bytearray(chance.choice(files).read_bytes())
+        for _ in range(chance.randint(1, 6)):
+            at = chance.randrange(len(data) or 1)
+            choice = chance.random()
+            if choice < 0.3:
+                del data[at:at + chance.randint(1, 60)]
+            elif choice < 0.7:
+                data[at:at] = chance.choice(splices)
+            else:
+                del data[at:]
+        try:
+            classify(settings, bytes(data))
+        except MalformedMessage:
+            pass

@@ -72,6 +72,12 @@ class ProcessReport:
             f" left in place: {self.ignored} not bounces, {len(self.skipped)} skipped."
         )
 
+    @property
+    def eventful(self) -> bool:
+        """Whether the pass recorded, moved or skipped anything (what the runner logs)."""
+        return bool(self.permanent or self.temporary or self.complaints or self.unsubscribed or self.duplicates
+                    or self.skipped)
+
     def add(self, bounces: Sequence[Bounce], changes: Sequence[tuple[str, str]]) -> None:
         """Count what one message recorded, once it is committed."""
         for bounce in bounces:

@@ -66,3 +66,13 @@ def test_cli_errors_are_one_line(cli, mailing, workdir):
     assert result.output == "Error: no bounce mailbox: pass --mailbox, or set bounce_mailbox in mailer.toml\n"
     missing = cli("bounces", "process", "--mailbox", str(workdir / "nope"))
     assert missing.output == f"Error: bounce mailbox {workdir / 'nope'}: no such Maildir folder or mbox file\n"
+
+
+def test_subscribers_show_names_the_report_code_and_rule_that_removed_someone(cli, mailing, maildir):
+    deliver(maildir, (CORPUS / "postfix-user-unknown.eml").read_bytes(), (CORPUS / "postfix-mailbox-full-delayed.eml").read_bytes())
+    cli("bounces", "process", "--mailbox", str(maildir))
+    shown = " ".join(cli("subscribers", "show", "rhys.jones@example.net").output.split())
+    assert ("removed by rule no-such-user, code 5.1.1, report <20250304100211.4TQ3mX1yZPz9sW@mail.example.org>: smtp; 550 5.1.1"
+            in shown)
+    still_active = " ".join(cli("subscribers", "show", "sian.price@example.com").output.split())
+    assert "removed by -" in still_active

@@ -246,8 +246,8 @@ class MessageBuilder:
         return f"<{recipient.delivery_id}.{self.send_tag}@{self.domain}>"
 
     def mailto_tag(self, recipient: Recipient) -> bytes:
-        """`+<tag>` of the reader's signed unsubscribe address; nothing for a test copy without a subscriber."""
-        if recipient.subscriber_id is None:
+        """`+<tag>` of the reader's signed unsubscribe address; nothing for a test copy or a sample (no subscriber)."""
+        if not recipient.subscriber_id:
             return b""
         return b"+" + unsubscribe_tag(self.settings, recipient.subscriber_id, self.send_id).encode()
 

@@ -190,7 +190,7 @@ RULES: tuple[Rule, ...] = (
          codes=("*.3.*", "*.5.3"),
          phrases=(r"\bloop", r"hop count", r"too many hops", r"system (?:error|failure|full|is full)",
                   r"configuration error", r"misconfigur", r"internal (?:server )?error", r"local error",
-                  r"insufficient (?:system )?resources", r"service (?:not available|unavailable)", r"server (?:busy|is busy|error)")),
+                  r"insufficient (?:system )?resources", r"server (?:busy|is busy)")),
     Rule("try-again", T, "a temporary failure: the server asks to try again later",
          codes=("4.*.*", "4xx"),
          phrases=(r"(?:try|retry) (?:again )?later", r"temporar(?:y|ily)", r"grey-?listed", r"gray-?listed",
@@ -211,6 +211,7 @@ RULES: tuple[Rule, ...] = (
                   r"not listed in (?:the )?(?:domino directory|public name & address book|name & address book)",
                   r"not found by smtp address lookup", r"resolver\.adr\.recip(?:ient)?notfound", r"addressee unknown",
                   r"bad destination mailbox", r"address (?:you entered )?(?:couldn't|could not) be found",
+                  r"5\.1\.0 address rejected",
                   r"wasn't found at", r"non-?existent (?:user|recipient|mailbox|address|account)",
                   r"no longer (?:a valid|valid|exists|in use|active|available)", r"this address no longer accepts mail",
                   r"unknown or illegal alias", r"invalid or unknown (?:virtual )?user", r"unrouteable mail domain",
@@ -229,7 +230,8 @@ RULES: tuple[Rule, ...] = (
          phrases=(r"(?:bad|invalid|illegal) (?:recipient )?address syntax", r"syntax error in (?:the )?(?:recipient|address)")),
     Rule("moved", P, "the mailbox has moved and left no forwarding address (X.1.6, 551)",
          codes=("*.1.6", "551"),
-         phrases=(r"user not local", r"(?:has|have) moved", r"no forwarding address")),
+         phrases=(r"user not local", r"(?:user|mailbox|recipient|address|account) (?:has|have) moved",
+                  r"no forwarding address", r"has been replaced by")),
     Rule("disabled", P, "the mailbox is disabled and takes no mail (X.2.1)",
          codes=("*.2.1",),
          phrases=(r"mailbox (?:is )?disabled", r"account (?:has been |is )?(?:disabled|deactivated|closed|deleted|terminated)",
@@ -298,7 +300,8 @@ def judge(reply: Iterable[str], context: Iterable[str] = ()) -> tuple[Rule, str]
     2. codes, the most telling first (the table's order): so boilerplate words
        do not outweigh the server's `5.1.1`, nor `5.1.1` its `5.7.1`;
     3. words anywhere, in the table's order;
-    4. codes that say only that something failed (`FALLBACK_RULES`).
+    4. codes that name only a subject (`X.Y.0`, "other ... status"), then those
+       that say only that something failed (`FALLBACK_RULES`).
     """
     said = " ¶ ".join(single_spaced(text) for text in reply if text)
     around = " ¶ ".join(single_spaced(text) for text in context if text)
@@ -307,13 +310,14 @@ def judge(reply: Iterable[str], context: Iterable[str] = ()) -> tuple[Rule, str]
     for rule in RULES:
         if rule.kind != P and (rule.says(said) or (rule.anywhere and rule.says(around))):
             return rule, _shown(rule, enhanced, replies)
+    specific = [found for found in enhanced if found[2] != "0"]
     for rule in RULES:
-        if code := rule.matches_code(enhanced, replies):
+        if code := rule.matches_code(specific, replies):
             return rule, code
     for rule in RULES:
         if rule.says(everything):
             return rule, _shown(rule, enhanced, replies)
-    for rule in FALLBACK_RULES:
+    for rule in (*RULES, *FALLBACK_RULES):
         if code := rule.matches_code(enhanced, replies):
             return rule, code
     return UNKNOWN, _shown(UNKNOWN, enhanced, replies)
@@ -365,6 +369,7 @@ def markdown_table() -> str:
     rows = ["| rule | verdict | codes | what it means | phrases (regular expressions on lower-cased text) |",
             "| --- | --- | --- | --- | --- |"]
     for rule in (*RULES, *FALLBACK_RULES, UNKNOWN, COMPLAINT, PROVIDER_HARD):
-        rows.append(f"| `{rule.name}` | {rule.kind} | {cell(rule.codes)} | {rule.reason} | {cell(rule.phrases)} |")
+        where = " (anywhere)" if rule.anywhere else ""
+        rows.append(f"| `{rule.name}`{where} | {rule.kind} | {cell(rule.codes)} | {rule.reason} | {cell(rule.phrases)} |")
     return "\n".join(rows)
 

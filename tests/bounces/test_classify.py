@@ -122,7 +122,9 @@ Reporting-MTA: dns; mail.example.org
         ("failed", "5.4.6", "554 5.4.6 Routing loop detected", BounceKind.temporary, "system"),
         ("failed", "5.4.4", "Host or domain name not found. Name service error for name=x.example type=A: Host not found",
          BounceKind.permanent, "no-such-domain"),
-        ("failed", "5.0.0", "550 Service unavailable", BounceKind.temporary, "system"),
+        ("failed", "5.0.0", "550 Service unavailable", BounceKind.temporary, "no-evidence"),
+        ("failed", "5.3.0", "553 5.3.0 <someone@example.net>... Addressee unknown", BounceKind.permanent, "no-such-user"),
+        ("failed", "5.7.0", "554 5.7.0 Message rejected", BounceKind.temporary, "policy"),
         ("failed", "5.0.0", "550 Requested action not taken", BounceKind.temporary, "no-evidence"),
         ("delayed", "4.2.2", "452 4.2.2 Mailbox full", BounceKind.temporary, "delayed"),
         ("delayed", "5.1.1", "550 5.1.1 User unknown", BounceKind.temporary, "delayed"),  # a delay is never final

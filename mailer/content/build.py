@@ -47,7 +47,7 @@ def sample_message(rendered: Rendered, settings: Settings) -> EmailMessage:
     message["Subject"] = personal.subject(values)
     message["Date"] = format_datetime(datetime.now(UTC))
     message["Message-ID"] = make_msgid(domain=settings.sender_domain)
-    message["List-Id"] = f"{settings.list_name} <{settings.list_id}>"
+    message["List-Id"] = f"{settings.text('list_name', rendered.language)} <{settings.list_id}>"
     message["List-Unsubscribe"] = f"<{values['unsubscribe_url']}>"
     message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     message.set_content(personal.text(values))

@@ -152,7 +152,7 @@ def translate_export(file: Path, target: str, out_file: Path, everything: bool) 
     from mailer.content.translation import to_translate
 
     file_format(out_file)  # a wrong extension is refused before any work
-    loaded = load_issue(file)
+    loaded = load_issue(file, every_language=False)  # what is missing is what gets translated
     units = to_translate(loaded, target, everything=everything)
     if not units:
         click.echo(f"{file}: every text has its {LANGUAGE_NAMES[target]}, up to date; nothing to translate.")
@@ -204,7 +204,7 @@ def translate_mark(file: Path, target: str) -> None:
     """
     from mailer.content.translation import mark_translated
 
-    paths = mark_translated(load_issue(file), target)
+    paths = mark_translated(load_issue(file, every_language=False), target)
     click.echo(f"{file}: {len(paths)} {LANGUAGE_NAMES[target]} text{'s' if len(paths) != 1 else ''} marked up to date.")
 
 

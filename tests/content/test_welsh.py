@@ -7,12 +7,17 @@ from email import message_from_bytes, policy
 
 import lxml.html
 import pytest
+from click.testing import CliRunner
 
+from mailer.cli import main
+from mailer.cli.common import settings as cli_settings
 from mailer.config import Settings
 from mailer.content import Personaliser, load_issue, render_issue
 from mailer.content.build import sample_values
 from mailer.delivery.message import MessageBuilder, Recipient
 from mailer.delivery.sends import render_variants
+from mailer.store.db import make_engine, new_session, upgrade
+from mailer.store.topics import add_topic
 from tests.content.conftest import SAMPLE_BILINGUAL
 
 NAMES = {"en": "Network News", "cy": "Newyddion y Rhwydwaith"}
@@ -63,3 +68,25 @@ def test_list_id_display_name_in_the_readers_language(settings):
     assert shown["en"] == "Network News <news.example.org>"
     assert shown["cy"] == "Newyddion y Rhwydwaith <news.example.org>"
     assert shown["both"] == "Newyddion y Rhwydwaith / Network News <news.example.org>"
+
+
+def test_lint_names_the_list_texts_and_topics_missing_welsh(cli_env, workdir, monkeypatch):
+    (workdir / "mailer.toml").write_text('languages = ["en", "cy"]\nlist_name = "Network News"\n'
+                                         'postal_address = {en = "Cardiff", cy = "Caerdydd"}\n')
+    engine = make_engine(f"sqlite:///{workdir / 'mailer.db'}")
+    upgrade(engine)
+    with new_session(engine) as db:
+        add_topic(db, name="events", label="Events", label_cy="Digwyddiadau", description="Gatherings")
+        add_topic(db, name="reports", label="Reports", label_cy="Adroddiadau")
+        db.commit()
+    engine.dispose()
+    monkeypatch.delenv("MAILER_LIST_NAME")
+    monkeypatch.delenv("MAILER_POSTAL_ADDRESS")
+    cli_settings.cache_clear()
+    result = CliRunner().invoke(main, ["issue", "lint", str(SAMPLE_BILINGUAL)])
+    assert result.exit_code == 1
+    assert result.output.splitlines()[:2] == [
+        'mailer.toml:2: list_name: one text for every language; give each language its own: list_name = {en = "...", cy = "..."}',
+        'topic events: no Welsh description; add it with: mailer topics edit events --description-cy "..."',
+    ]
+    cli_settings.cache_clear()

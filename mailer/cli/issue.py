@@ -143,7 +143,8 @@ def translate() -> None:
 @click.option("-o", "--out", "out_file", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="The file for the translator: NAME.po (gettext) or NAME.xlf / NAME.xliff (XLIFF 2.0).")
 @click.option("--all", "everything", is_flag=True, help="Every text, not only those missing or out of date.")
-def translate_export(file: Path, target: str, out_file: Path, everything: bool) -> None:
+@click.option("--force", is_flag=True, help="Replace FILE if it exists (a translator's work in it not imported is lost).")
+def translate_export(file: Path, target: str, out_file: Path, everything: bool, force: bool) -> None:
     """Write the texts that have no translation, or whose source changed since, for a translation tool.
 
     Example: mailer issue translate export issues/2026-12.yaml --to cy -o 2026-12.cy.po
@@ -152,6 +153,9 @@ def translate_export(file: Path, target: str, out_file: Path, everything: bool) 
     from mailer.content.translation import to_translate
 
     file_format(out_file)  # a wrong extension is refused before any work
+    if out_file.exists() and not force:
+        raise MailerError(f"{out_file} already exists: import it first (mailer issue translate import {out_file}), "
+                          "or add --force to replace it")
     loaded = load_issue(file, every_language=False)  # what is missing is what gets translated
     units = to_translate(loaded, target, everything=everything)
     if not units:

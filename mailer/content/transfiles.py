@@ -27,6 +27,7 @@ XLIFF = "urn:oasis:names:tc:xliff:document:2.0"
 XML_SPACE = "{http://www.w3.org/XML/1998/namespace}space"
 CHANGED_NOTE = "The source text changed after this was translated: the old translation is given to review."
 DONE_STATES = ("translated", "reviewed", "final")
+ET.register_namespace("", XLIFF)  # XLIFF is written with its namespace as the default one (<xliff xmlns="...">)
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,6 @@ def _q(name: str) -> str:
 
 
 def _xliff(units: list[Unit], issue: Path, source: str, target: str) -> bytes:
-    ET.register_namespace("", XLIFF)
     root = ET.Element(_q("xliff"), {"version": "2.0", "srcLang": source, "trgLang": target})
     file = ET.SubElement(root, _q("file"), {"id": "f1", "original": str(issue)})
     for number, unit in enumerate(units, start=1):

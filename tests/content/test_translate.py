@@ -220,3 +220,11 @@ def test_bad_translation_files_are_refused_plainly(issue, workdir):
         'msgctxt "sections[0].heading"', 'msgctxt "sections[7].body"'), encoding="utf-8")
     merged = run("translate", "import", "moved.po", "--issue", str(issue))
     assert "Merged 1 Welsh text" in merged.output and "skipped: sections[7].body: the issue has no such text" in merged.output
+
+
+def test_export_does_not_overwrite_a_translators_file(issue, workdir):
+    (workdir / "cy.po").write_text("work in progress", encoding="utf-8")
+    refused = run("translate", "export", str(issue), "--to", "cy", "-o", "cy.po")
+    assert refused.exit_code == 1 and "already exists: import it first" in refused.output
+    assert (workdir / "cy.po").read_text(encoding="utf-8") == "work in progress"
+    assert run("translate", "export", str(issue), "--to", "cy", "-o", "cy.po", "--force").exit_code == 0

@@ -15,6 +15,7 @@ from mailer.content.translation import out_of_date_warnings
 from mailer.content.urls import is_relative
 from mailer.errors import Problem
 from mailer.i18n import LANGUAGE_NAMES
+from mailer.publiclinks import base_url_problem
 
 if TYPE_CHECKING:
     from mailer.store.models import Topic
@@ -29,8 +30,10 @@ def lint_issue(issue: Issue, settings: Settings) -> list[Problem]:
     image_warnings, images_ok = _image_warnings(issue)
     warnings = _field_warnings(issue) + image_warnings
     warnings.sort(key=lambda problem: (problem.line, problem.column))
+    unusable_links = base_url_problem(settings.base_url)  # a setting, not the issue, but it breaks every link
     # An issue whose images cannot be read cannot be rendered to be measured; the warnings above say why.
-    return warnings + (size_warnings(issue, settings) if images_ok else [])
+    return (warnings + (size_warnings(issue, settings) if images_ok else [])
+            + ([issue.problem((), unusable_links)] if unusable_links else []))
 
 
 def _image_warnings(issue: Issue) -> tuple[list[Problem], bool]:

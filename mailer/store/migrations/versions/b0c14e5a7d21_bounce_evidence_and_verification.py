@@ -5,7 +5,7 @@ named a delivery of ours (signed return path or Message-ID); deliveries are
 found by their Message-ID.
 
 Revision ID: b0c14e5a7d21
-Revises: 81be1aa90c95
+Revises: 16b0a1c2d3e4
 Create Date: 2026-11-24 10:00:00.000000
 
 """
@@ -17,7 +17,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision: str = 'b0c14e5a7d21'
-down_revision: str | Sequence[str] | None = '81be1aa90c95'
+down_revision: str | Sequence[str] | None = '16b0a1c2d3e4'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

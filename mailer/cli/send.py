@@ -16,7 +16,7 @@ from rich.table import Table
 from mailer.cli.common import console, session, settings
 from mailer.errors import SendError
 from mailer.publiclinks import require_usable_links
-from mailer.store.models import SendStatus
+from mailer.store.models import Send, SendStatus
 
 if TYPE_CHECKING:  # the delivery engine is imported only by commands that send
     from mailer.delivery.report import Progress as SendProgress
@@ -238,6 +238,38 @@ def cancel(send_id: int) -> None:
     with session() as db:
         set_status(db, send_id=send_id, status=SendStatus.cancelled, note="cancelled by hand")
     console.print(f"Send {send_id} cancelled.")
+
+
+@sends.command()
+@click.argument("send_id", type=int)
+def unpublish(send_id: int) -> None:
+    """Withdraw the issue of SEND_ID from the public archive and feeds (every send of that issue).
+
+    Its web version answers "not found" from then on. Example: mailer sends unpublish 12
+    """
+    _publish(send_id, published=False)
+
+
+@sends.command()
+@click.argument("send_id", type=int)
+def publish(send_id: int) -> None:
+    """Put an issue withdrawn with `mailer sends unpublish` back in the archive. Example: mailer sends publish 12"""
+    _publish(send_id, published=True)
+
+
+def _publish(send_id: int, *, published: bool) -> None:
+    from mailer.store.archive import set_published
+
+    with session() as db:
+        ids = set_published(db, send_id=send_id, published=published)
+        slug = db.get(Send, send_id).issue_slug  # type: ignore[union-attr]
+        db.commit()
+    which = f"send{'s' if len(ids) > 1 else ''} {', '.join(map(str, ids))}"
+    if published:
+        click.echo(f"Issue {slug} ({which}) is in the archive again.")
+    else:
+        click.echo(f"Issue {slug} ({which}) withdrawn from the archive and feeds. "
+                   f"Put it back with: mailer sends publish {send_id}")
 
 
 @click.command()

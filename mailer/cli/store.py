@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 from rich.table import Column, Table
+from rich.text import Text
 from sqlalchemy import func, select
 
+from mailer.bounces.report import removed_by
 from mailer.cli.common import console, open_store, session, settings
 from mailer.errors import DatabaseOutOfDate, StoreError
 from mailer.store import db as store_db
@@ -17,7 +20,9 @@ from mailer.store.models import Event, Language, Subscriber, SubscriberStatus, S
 from mailer.store.stats import list_stats
 from mailer.store.subscribers import REMEMBERED, add_subscriber, forget, require_by_email, unsubscribe
 from mailer.store.topics import (
+    TOPIC_TEXTS,
     add_topic,
+    edit_topic,
     list_topics,
     remove_topic,
     resolve_topics,
@@ -101,47 +106,64 @@ def _flags(default: bool, public: bool) -> str:
     return ", ".join(["default"] * default + ["public" if public else "private"])
 
 
+def _topic_texts(command: Callable[..., None]) -> Callable[..., None]:
+    """What readers see of a topic, in English (or for every language) and in Welsh."""
+    for option in reversed([
+        click.option("--label", default=None, help="The topic's name as readers see it (default: NAME)."),
+        click.option("--label-cy", default=None, help="The same in Welsh, for the Welsh pages."),
+        click.option("--description", default=None, help="A sentence on what the topic brings, shown under its name."),
+        click.option("--description-cy", default=None, help="The same in Welsh."),
+    ]):
+        command = option(command)
+    return command
+
+
 @topics.command("add")
 @click.argument("name")
-@click.option("--description", default="", help="Shown to subscribers on the subscribe and preferences pages.")
+@_topic_texts
 @click.option("--default", "default", is_flag=True,
               help="Every new subscriber joins it (web form, `subscribers add`, import); ticked on the subscribe page.")
 @click.option("--public/--private", "public", default=True, show_default=True,
               help="Offered on the subscribe and preferences pages, or kept for editors (a test list).")
-def topics_add(name: str, description: str, default: bool, public: bool) -> None:
-    """Add a topic.
+def topics_add(name: str, default: bool, public: bool, **texts: str | None) -> None:
+    """Add a topic, with its flags and what readers see of it in each language.
 
-    Example: mailer topics add news --default --description "Monthly news of the network"
+    Example: mailer topics add news --default --label News --label-cy Newyddion
     """
     with session() as db_session:
-        add_topic(db_session, name=name, description=description, default=default, public=public)
+        add_topic(db_session, name=name, default=default, public=public,
+                  **{field: text or "" for field, text in texts.items()})
         db_session.commit()
     click.echo(f"Added topic {name} ({_flags(default, public)}).")
 
 
-@topics.command("set")
+@topics.command("edit")
 @click.argument("name")
+@_topic_texts
 @click.option("--default/--no-default", "default", default=None, help="Whether new subscribers join it.")
 @click.option("--public/--private", "public", default=None, help="Whether the pages offer it.")
-def topics_set(name: str, default: bool | None, public: bool | None) -> None:
-    """Change a topic's flags; memberships stay as they are.
+def topics_edit(name: str, default: bool | None, public: bool | None, **texts: str | None) -> None:
+    """Change a topic: its flags, and what readers see of it; options not given stay as they are ("" empties a text).
 
-    Example: mailer topics set news --default
+    Memberships stay as they are: a topic made default acts on new subscribers.
+
+    Example: mailer topics edit news --default --label-cy Newyddion
     """
     with session() as db_session:
-        topic = set_flags(db_session, name=name, default=default, public=public)
+        topic = edit_topic(db_session, name=name, **texts)
+        set_flags(db_session, name=name, default=default, public=public)
         db_session.commit()
-    click.echo(f"Topic {name}: {_flags(topic.is_default, topic.public)}.")
+    click.echo(f"Changed topic {name} ({_flags(topic.is_default, topic.public)}).")
 
 
 @topics.command("list")
 def topics_list() -> None:
-    """List topics with their flags and number of active subscribers."""
-    table = Table("topic", "default", "public", "active", "description")
+    """List topics: flags, number of active subscribers, and what readers see in English and Welsh."""
+    table = Table("topic", "default", "public", "active", "label", "label (cy)", "description", "description (cy)")
     with session() as db_session:
         for topic, count in list_topics(db_session):
             table.add_row(topic.name, "yes" if topic.is_default else "no", "yes" if topic.public else "no",
-                          str(count), topic.description)
+                          str(count), *(Text(getattr(topic, field)) for field in TOPIC_TEXTS))
     console.print(table)
 
 
@@ -202,6 +224,7 @@ def show(email: str) -> None:
             ("source", subscriber.source or "-"), ("consent", subscriber.consent_text or "-"),
             ("created", _date(subscriber.created_at)), ("confirmed", _date(subscriber.confirmed_at)),
             ("status changed", _date(subscriber.status_changed_at)),
+            ("removed by", Text(removed_by(db_session, subscriber.id) or "-")),  # outside text: never markup
         ]:
             fields.add_row(label, value)
         history = Table("when (UTC)", "event", "channel", "send", "detail", title="History")

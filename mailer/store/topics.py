@@ -22,22 +22,41 @@ TOPIC_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 OPEN_SENDS = (SendStatus.draft, SendStatus.scheduled, SendStatus.sending, SendStatus.paused)
 
 
-def add_topic(session: Session, *, name: str, description: str = "", default: bool = False,
-              public: bool = True) -> Topic:
-    check_topic_name(name)
+# What readers see of a topic, per language (`Topic.label_in`, `Topic.description_in`).
+TOPIC_TEXTS = ("label", "label_cy", "description", "description_cy")
+
+
+def add_topic(session: Session, *, name: str, description: str = "", label: str = "", label_cy: str = "",
+              description_cy: str = "", default: bool = False, public: bool = True) -> Topic:
+    if not TOPIC_NAME.match(name):
+        raise StoreError(f"topic name {name!r} must be lower-case letters, digits, '-' or '_' (at most 64)")
     if session.scalar(select(Topic).where(Topic.name == name)) is not None:
         raise StoreError(f"topic {name!r} already exists")
-    if default and not public:
-        raise StoreError(f"topic {name!r} cannot be both default and private: readers could not see or leave it")
-    topic = Topic(name=name, description=description, is_default=default, public=public)
-    session.add(topic)
-    session.flush()
+    _check_flags(name, default=default, public=public)
+    topic = Topic(name=name, is_default=default, public=public)
+    set_topic_texts(session, topic=topic, label=label, label_cy=label_cy, description=description,
+                    description_cy=description_cy)
     return topic
 
 
-def check_topic_name(name: str) -> None:
-    if not TOPIC_NAME.match(name):
-        raise StoreError(f"topic name {name!r} must be lower-case letters, digits, '-' or '_' (at most 64)")
+def edit_topic(session: Session, *, name: str, **texts: str | None) -> Topic:
+    """Change what readers see of a topic (`TOPIC_TEXTS`; None leaves a text as it is, "" empties it)."""
+    topic = resolve_topics(session, [name])[0]
+    set_topic_texts(session, topic=topic, **texts)
+    return topic
+
+
+def set_topic_texts(session: Session, *, topic: Topic, **texts: str | None) -> None:
+    for field, text in texts.items():
+        if field not in TOPIC_TEXTS:
+            raise TypeError(f"a topic has no text {field!r}")
+        if text is not None:
+            text = " ".join(text.split())
+            if len(text) > 200:
+                raise StoreError(f"topic {topic.name!r}: the {field.replace('_', ' ')} is {len(text)} characters; at most 200")
+            setattr(topic, field, text)
+    session.add(topic)
+    session.flush()
 
 
 def set_flags(session: Session, *, name: str, default: bool | None = None, public: bool | None = None) -> Topic:
@@ -45,11 +64,15 @@ def set_flags(session: Session, *, name: str, default: bool | None = None, publi
     topic = resolve_topics(session, [name])[0]
     default = topic.is_default if default is None else default
     public = topic.public if public is None else public
-    if default and not public:
-        raise StoreError(f"topic {name!r} cannot be both default and private: readers could not see or leave it")
+    _check_flags(name, default=default, public=public)
     topic.is_default, topic.public = default, public
     session.flush()
     return topic
+
+
+def _check_flags(name: str, *, default: bool, public: bool) -> None:
+    if default and not public:
+        raise StoreError(f"topic {name!r} cannot be both default and private: readers could not see or leave it")
 
 
 def default_topics(session: Session) -> list[Topic]:

@@ -69,15 +69,15 @@ def post(request: Request, db: DB, background: BackgroundTasks,
     if not offered:
         language = page_language if page_language in ctx.settings.languages else ctx.settings.default_language
     background.add_task(request_confirmation, ctx, email=address, name=chosen["name"], language=language,
-                        topics=list(dict.fromkeys(topics)), consent_text=consent_text(_, ctx),
+                        topics=list(dict.fromkeys(topics)), consent_text=consent_text(_, ctx, page_language),
                         page_language=page_language)
     return ctx.pages.render(request, page_language, "subscribe_sent.html")
 
 
-def consent_text(_: Callable[..., str], ctx: Web) -> str:
+def consent_text(_: Callable[..., str], ctx: Web, language: str) -> str:
     """The wording beside the consent box, stored with the subscriber as shown."""
     return _("Send me %(list)s by email. I can unsubscribe at any time with the link in every email.",
-             list=ctx.settings.list_name)
+             list=ctx.settings.text("list_name", language))
 
 
 def request_confirmation(ctx: Web, *, email: str, name: str, language: str, topics: list[str],
@@ -167,5 +167,5 @@ def _form(request: Request, db: Session, chosen: dict, *, retry: bool = False,
     context = {"chosen": chosen, "errors": errors or {}, "retry": retry, "csrf": ctx.forms.make("subscribe"),
                "topics": offered, "included": [topic.name for topic in offered if topic.is_default],
                "languages": offered_languages(ctx.settings),
-               "consent_text": consent_text(ctx.pages.gettext(language), ctx)}
+               "consent_text": consent_text(ctx.pages.gettext(language), ctx, language)}
     return ctx.pages.render(request, language, "subscribe.html", context, status=400 if retry or errors else 200)

@@ -1,7 +1,7 @@
 """topic flags (default, public) and subscribe requests kept apart until confirmed
 
 Revision ID: a11f1a65e0b1
-Revises: 81be1aa90c95
+Revises: b0c14e5a7d21
 Create Date: 2026-12-02 06:14:45.559348
 
 """
@@ -13,7 +13,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision: str = 'a11f1a65e0b1'
-down_revision: str | Sequence[str] | None = '81be1aa90c95'
+down_revision: str | Sequence[str] | None = 'b0c14e5a7d21'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

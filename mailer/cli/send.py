@@ -15,7 +15,8 @@ from rich.table import Table
 
 from mailer.cli.common import console, session, settings
 from mailer.errors import SendError
-from mailer.store.models import SendStatus
+from mailer.publiclinks import require_usable_links
+from mailer.store.models import Send, SendStatus
 
 if TYPE_CHECKING:  # the delivery engine is imported only by commands that send
     from mailer.delivery.report import Progress as SendProgress
@@ -24,6 +25,9 @@ if TYPE_CHECKING:  # the delivery engine is imported only by commands that send
 ISSUE_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 topic_option = click.option("--topic", "topics", multiple=True, metavar="NAME",
                             help="Send to subscribers of this topic (repeat; default: the issue's topics, else everyone).")
+insecure_links_option = click.option(
+    "--allow-insecure-links", is_flag=True,
+    help="Send even though base_url is http://, loopback or private (links readers cannot use).")
 language_option = click.option("--language", "languages", multiple=True, type=click.Choice(["en", "cy", "both"]),
                                help="Only subscribers who chose this language (repeat; default: all).")
 
@@ -33,21 +37,24 @@ language_option = click.option("--language", "languages", multiple=True, type=cl
 @topic_option
 @language_option
 @click.option("--yes", "-y", is_flag=True, help="Do not ask before sending.")
+@click.option("--again", is_flag=True, help="Send an issue that already has a send (any but a cancelled one) once more.")
 @click.option("--test", "test_addresses", multiple=True, metavar="ADDRESS",
               help='Send a copy marked "[TEST]" to ADDRESS instead (repeat); records nothing.')
 @click.option("--resume", "resume_id", type=int, metavar="SEND_ID",
               help="Continue an interrupted or paused send (the same as `mailer sends resume SEND_ID`).")
-def send(issue_path: Path | None, topics: tuple[str, ...], languages: tuple[str, ...], yes: bool,
-         test_addresses: tuple[str, ...], resume_id: int | None) -> None:
+@insecure_links_option
+def send(issue_path: Path | None, topics: tuple[str, ...], languages: tuple[str, ...], yes: bool, again: bool,
+         test_addresses: tuple[str, ...], resume_id: int | None, allow_insecure_links: bool) -> None:
     """Send ISSUE to its audience, each subscriber exactly once.
 
-    Shows how many subscribers it will reach and asks first (unless --yes). Ctrl-C
-    (or SIGTERM) stops after the messages in flight; `mailer sends resume SEND_ID` continues.
+    Shows how many subscribers it will reach and asks first (unless --yes). An
+    issue that was sent (or is scheduled) already is refused, naming that send,
+    unless --again. Ctrl-C (or SIGTERM) stops after the messages in flight;
+    `mailer sends resume SEND_ID` continues.
 
-    \b
-    Example:
-      mailer send issues/2026-12.yaml --topic news
+    Example: mailer send issues/2026-12-news.yaml --topic news
     """
+    require_usable_links(settings(), allow_insecure_links=allow_insecure_links)
     if resume_id is not None:
         if issue_path or test_addresses:
             raise click.UsageError("--resume takes no ISSUE and no --test")
@@ -63,12 +70,14 @@ def send(issue_path: Path | None, topics: tuple[str, ...], languages: tuple[str,
 
     from mailer.content import load_issue
     from mailer.delivery.dkim import signer_for
+    from mailer.delivery.once import check_repeat
     from mailer.delivery.sends import audience_size, check_audience, create_send
 
     issue = load_issue(issue_path)
     signer_for(settings())  # a bad DKIM key is refused before a send is created
     topics = topics or tuple(issue.topics)
     with session() as db:
+        earlier = check_repeat(db, settings=settings(), slug=issue.slug, again=again)
         check_audience(db, topics, languages)
         size = audience_size(db, topics=topics, languages=languages)
         subscribers = f"{size} subscriber{'s' if size != 1 else ''}"
@@ -76,8 +85,11 @@ def send(issue_path: Path | None, topics: tuple[str, ...], languages: tuple[str,
                       f"(topics: {', '.join(topics) or 'all'}; languages: {', '.join(languages) or 'all'})")
         if size == 0:
             raise SendError("nobody to send to: no active subscriber matches those topics and languages")
+        if earlier:
+            console.print(f"Note: {earlier}.", markup=False, highlight=False)
         if not yes:
-            click.confirm(f"Send it to {subscribers} now?", abort=True)
+            question = f"{earlier}. Send it again to {subscribers} now?" if earlier else f"Send it to {subscribers} now?"
+            click.confirm(question, abort=True)
         created = create_send(db, settings=settings(), issue_path=issue_path, topics=topics, languages=languages)
     console.print(f"Send {created.id}: {created.title}")
     _deliver(created.id)
@@ -217,9 +229,7 @@ def show(send_id: int) -> None:
 def pause(send_id: int) -> None:
     """Pause a send; a process sending it stops after the messages in flight (one per connection).
 
-    \b
-    Example:
-      mailer sends pause 3
+    Example: mailer sends pause 3
     """
     from mailer.delivery.sends import set_status
 
@@ -230,13 +240,13 @@ def pause(send_id: int) -> None:
 
 @sends.command()
 @click.argument("send_id", type=int)
-def resume(send_id: int) -> None:
+@insecure_links_option
+def resume(send_id: int, allow_insecure_links: bool) -> None:
     """Continue a paused, stopped or interrupted send here, from where it stopped; each subscriber still gets it once.
 
-    \b
-    Example:
-      mailer sends resume 3
+    Example: mailer sends resume 3
     """
+    require_usable_links(settings(), allow_insecure_links=allow_insecure_links)
     _deliver(send_id)
 
 
@@ -249,6 +259,38 @@ def cancel(send_id: int) -> None:
     with session() as db:
         set_status(db, send_id=send_id, status=SendStatus.cancelled, note="cancelled by hand")
     console.print(f"Send {send_id} cancelled.")
+
+
+@sends.command()
+@click.argument("send_id", type=int)
+def unpublish(send_id: int) -> None:
+    """Withdraw the issue of SEND_ID from the public archive and feeds (every send of that issue).
+
+    Its web version answers "not found" from then on. Example: mailer sends unpublish 12
+    """
+    _publish(send_id, published=False)
+
+
+@sends.command()
+@click.argument("send_id", type=int)
+def publish(send_id: int) -> None:
+    """Put an issue withdrawn with `mailer sends unpublish` back in the archive. Example: mailer sends publish 12"""
+    _publish(send_id, published=True)
+
+
+def _publish(send_id: int, *, published: bool) -> None:
+    from mailer.store.archive import set_published
+
+    with session() as db:
+        ids = set_published(db, send_id=send_id, published=published)
+        slug = db.get(Send, send_id).issue_slug  # type: ignore[union-attr]
+        db.commit()
+    which = f"send{'s' if len(ids) > 1 else ''} {', '.join(map(str, ids))}"
+    if published:
+        click.echo(f"Issue {slug} ({which}) is in the archive again.")
+    else:
+        click.echo(f"Issue {slug} ({which}) withdrawn from the archive and feeds. "
+                   f"Put it back with: mailer sends publish {send_id}")
 
 
 @click.command()

@@ -16,8 +16,8 @@ import smtplib
 import socket
 import ssl
 import threading
-import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -215,7 +215,7 @@ class OutboxTransport:
 
     A delivery's message is `<delivery id>.eml` (six digits or more), so sending it again
     after a crash replaces the file instead of adding a copy: the outbox holds each
-    delivery once. Other messages (notices) get a name of their own. A file appears
+    delivery once. Other messages (notices) get a name of their own, in the order written. A file appears
     complete or not at all: it is written under a temporary name that names this process
     (`.tmp.<process>.<thread>`) and renamed into place. `remove_stale` deletes the
     temporary files of processes that have ended (killed mid-write).
@@ -226,7 +226,7 @@ class OutboxTransport:
         self.folder = folder
 
     def send(self, sender: str, recipient: str, message: bytes, *, key: str | None = None) -> Reply:
-        name = f"{key}.eml" if key else f"notice-{time.strftime('%Y%m%d%H%M%S')}-{secrets.token_hex(4)}.eml"
+        name = f"{key}.eml" if key else f"notice-{datetime.now(UTC):%Y%m%d-%H%M%S-%f}-{secrets.token_hex(2)}.eml"
         envelope = f"Return-Path: <{sender}>\r\nDelivered-To: {recipient}\r\n".encode()
         temporary = self.folder / f"{TEMPORARY}{this_process()}.{threading.get_ident()}"
         try:

@@ -8,19 +8,17 @@ from typing import Annotated
 from fastapi import Form
 
 from mailer.config import Settings
-from mailer.store.subscribers import InvalidEmail, normalise_email
+from mailer.delivery.message import wire_address
+from mailer.errors import PermanentFailure
+from mailer.store.subscribers import InvalidEmail, clean_name, normalise_email
 
-NAME_LENGTH = 200
+__all__ = ["clean_name"]  # the store's, so a name is cleaned the same whichever way it comes in
+
 EMAIL_LENGTH = 320
 
 # A form field, empty when missing: a missing field is a problem named on the page, never a 422.
 FormText = Annotated[str, Form()]
 FormList = Annotated[list[str], Form()]
-
-
-def clean_name(value: str) -> str:
-    """A name as a person would type it: control characters dropped, spaces trimmed, at most NAME_LENGTH."""
-    return "".join(ch for ch in value if ch.isprintable()).strip()[:NAME_LENGTH]
 
 
 def normalised_email(value: str) -> str | None:
@@ -31,6 +29,19 @@ def normalised_email(value: str) -> str | None:
         return normalise_email(value)[0]
     except InvalidEmail:
         return None
+
+
+def sendable(address: str) -> bool:
+    """Whether notices can reach `address`: the same rule as bulk sends (IDNA domain, ASCII local part).
+
+    A local part such as `ñoño@` needs SMTPUTF8, which the sender does not use; better
+    to say so on the form than to answer "check your email" and never send it.
+    """
+    try:
+        wire_address(address)
+    except PermanentFailure:
+        return False
+    return True
 
 
 def offered_languages(settings: Settings) -> list[str]:
@@ -47,6 +58,9 @@ def problems(_: Callable[..., str], *, address: str | None, language: str, offer
     errors = {}
     if address is None:
         errors["email"] = _("Enter an email address like name@example.org.")
+    elif not sendable(address):
+        errors["email"] = _("We cannot send email to an address with letters such as é or ü before the @. "
+                            "Please use another address.")
     if offered and language not in offered:
         errors["language"] = _("Choose one of the languages offered.")
     if not set(topics) <= known_topics:

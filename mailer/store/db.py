@@ -113,8 +113,18 @@ def current_revision(engine: Engine) -> str | None:
 def upgrade(engine: Engine) -> None:
     """Apply every migration the database has not had yet (creating the SQLite file if missing)."""
     _refuse_newer(current_revision(engine))
-    with engine.begin() as connection:
-        command.upgrade(_config(connection), "head")
+    with engine.connect() as connection:
+        sqlite = engine.dialect.name == "sqlite"
+        if sqlite:  # a batch migration rebuilds a table and drops the old one: that must not cascade
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")  # (only takes effect outside a transaction)
+            connection.commit()
+        try:
+            with connection.begin():
+                command.upgrade(_config(connection), "head")
+        finally:
+            if sqlite:
+                connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+                connection.commit()
 
 
 def require_current(engine: Engine) -> None:

@@ -12,6 +12,7 @@ import secrets
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
@@ -73,6 +74,12 @@ class Settings(BaseSettings):
     # Web pages (`mailer serve`, and `mailer run`).
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=8000, ge=1, le=65535)
+    form_origins: list[str] = []
+    thanks_url: str = ""
+    admin_token: str = ""
+    # Welcome email and what each issue did.
+    welcome_issue: str = ""
+    link_counts: bool = False
     # Scheduler (`mailer run`).
     schedule_grace_hours: float = Field(default=6.0, ge=0)
     # Bounces.
@@ -93,6 +100,24 @@ class Settings(BaseSettings):
         if not value.startswith(("https://", "http://")):
             raise ValueError("must start with https:// (or http:// for local testing)")
         return value.rstrip("/")
+
+    @field_validator("form_origins")
+    @classmethod
+    def _origins(cls, values: list[str]) -> list[str]:
+        origins = []
+        for value in values:
+            parts = urlsplit(value.strip())
+            if parts.scheme not in ("https", "http") or not parts.hostname or parts.path.strip("/") or parts.query:
+                raise ValueError(f"{value!r} is not an origin like https://www.example.org (scheme and host only)")
+            origins.append(f"{parts.scheme}://{parts.netloc}".lower())
+        return origins
+
+    @field_validator("thanks_url")
+    @classmethod
+    def _thanks_url(cls, value: str) -> str:
+        if value and not (value.startswith(("https://", "http://")) and urlsplit(value).hostname):
+            raise ValueError("must be empty or a full address starting with https://")
+        return value
 
     @classmethod
     def settings_customise_sources(

@@ -240,12 +240,12 @@ class MessageBuilder:
         address = wire_address(recipient.email)
         variant = self.variants.get(recipient.language, self.default)
         settings = self.settings
-        unsubscribe = unsubscribe_url(settings, recipient.subscriber_id or 0)
+        unsubscribe = unsubscribe_url(settings, recipient.subscriber_id or 0, self.send_id)
         values = {
             "name": clean(recipient.name),
             "email": address,
             "unsubscribe_url": unsubscribe,
-            "preferences_url": preferences_url(settings, recipient.subscriber_id or 0),
+            "preferences_url": preferences_url(settings, recipient.subscriber_id or 0, self.send_id),
             "web_url": self.web_url,
         }
         personaliser = variant.personaliser

@@ -242,8 +242,11 @@ def update_preferences(
     language: Language | str | None = None,
     topics: Sequence[str] | None = None,
     channel: str = "web",
+    send_id: int | None = None,
 ) -> Subscriber:
-    """Change what is given (None leaves it); the event says what changed, without personal data."""
+    """Change what is given (None leaves it); the event says what changed, without personal data.
+
+    `send_id`: the send whose preferences link was used, so the change is counted on that issue."""
     subscriber = get_subscriber(session, subscriber_id=subscriber_id)
     changes = []
     if name is not None and name.strip() != subscriber.name:
@@ -267,7 +270,7 @@ def update_preferences(
         _link_topics(session, subscriber, [wanted[name] for name in added])
         changes += [f"+{name}" for name in added] + [f"-{name}" for name in removed]
     if changes:
-        _record(session, subscriber, EventKind.preferences, channel=channel, detail="; ".join(changes))
+        _record(session, subscriber, EventKind.preferences, channel=channel, detail="; ".join(changes), send_id=send_id)
     session.flush()
     return subscriber
 

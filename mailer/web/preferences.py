@@ -2,7 +2,8 @@
 
 A new address is not taken on the preferences page itself: a confirmation goes
 to the new address and the change happens only when its link is followed, so
-a typo (or someone else's address) never takes over the subscription.
+a typo (or someone else's address) never takes over the subscription. A link
+from an email carries its send: a change made through it is counted on that issue.
 """
 
 from __future__ import annotations
@@ -26,10 +27,10 @@ router = APIRouter()
 
 @router.get("/p/{token}")
 def page(token: str, request: Request, db: DB) -> Response:
-    subscriber = links.subscriber(db, web(request).settings, Purpose.preferences, token)
+    subscriber, send_id = links.reader(db, web(request).settings, Purpose.preferences, token)
     chosen = {"name": subscriber.name, "email": subscriber.email, "language": subscriber.language,
               "topics": topic_names(db, subscriber.id)}
-    return _render(request, db, subscriber, chosen)
+    return _render(request, db, subscriber, send_id, chosen)
 
 
 @router.post("/p/{token}")
@@ -37,21 +38,21 @@ def save(token: str, request: Request, db: DB, background: BackgroundTasks,
          name: FormText = "", email: FormText = "", language: FormText = "",
          topics: FormList = [], csrf: FormText = "") -> Response:  # noqa: B006 (FastAPI copies it)
     ctx = web(request)
-    subscriber = links.subscriber(db, ctx.settings, Purpose.preferences, token)
+    subscriber, send_id = links.reader(db, ctx.settings, Purpose.preferences, token)
     chosen = {"name": clean_name(name), "email": email.strip()[:EMAIL_LENGTH], "language": language,
               "topics": topics}
     if not ctx.forms.accepts(request, csrf, "preferences", subscriber.id):
-        return _render(request, db, subscriber, chosen, retry=True)
+        return _render(request, db, subscriber, send_id, chosen, retry=True)
     page_language = ctx.pages.language(request, subscriber.language)
     offered = offered_languages(ctx.settings)
     new_email = normalised_email(email)
     errors = problems(ctx.pages.gettext(page_language), address=new_email, language=language, offered=offered,
                       topics=topics, known_topics=set(db.scalars(select(Topic.name))))
     if errors or new_email is None:
-        return _render(request, db, subscriber, chosen, errors=errors)
+        return _render(request, db, subscriber, send_id, chosen, errors=errors)
     subscribers.update_preferences(db, subscriber_id=subscriber.id, name=chosen["name"],
                                    language=language if offered else None, topics=list(dict.fromkeys(topics)),
-                                   channel="web")
+                                   channel="web", send_id=send_id)
     db.commit()
     # The address is not saved here: a new one waits for its own confirmation.
     changing = new_email.lower() != subscriber.email_key
@@ -60,7 +61,8 @@ def save(token: str, request: Request, db: DB, background: BackgroundTasks,
                             template="email/change_email.txt", old_email=subscriber.email,
                             link=change_email_url(ctx.settings, subscriber.id, new_email))
     chosen["email"] = subscriber.email
-    return _render(request, db, subscriber, chosen, saved=True, email_sent_to=new_email if changing else None)
+    return _render(request, db, subscriber, send_id, chosen, saved=True,
+                   email_sent_to=new_email if changing else None)
 
 
 @router.get("/email/{token}")
@@ -92,7 +94,8 @@ def _change(db: Session, request: Request, token: str) -> tuple[Subscriber, str]
     return links.by_id(db, payload[0]), payload[1]
 
 
-def _render(request: Request, db: Session, subscriber: Subscriber, chosen: dict, *, retry: bool = False,
+def _render(request: Request, db: Session, subscriber: Subscriber, send_id: int | None, chosen: dict, *,
+            retry: bool = False,
             errors: dict[str, str] | None = None, saved: bool = False, email_sent_to: str | None = None) -> Response:
     ctx = web(request)
     context = {
@@ -100,7 +103,7 @@ def _render(request: Request, db: Session, subscriber: Subscriber, chosen: dict,
         "email_sent_to": email_sent_to, "csrf": ctx.forms.make("preferences", subscriber.id),
         "topics": list(db.scalars(select(Topic).order_by(Topic.name))),
         "languages": offered_languages(ctx.settings),
-        "unsubscribe_url": unsubscribe_url(ctx.settings, subscriber.id),
+        "unsubscribe_url": unsubscribe_url(ctx.settings, subscriber.id, send_id),
     }
     status = 400 if retry or errors else 200
     return ctx.pages.render(request, ctx.pages.language(request, subscriber.language), "preferences.html", context,

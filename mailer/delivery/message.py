@@ -30,6 +30,7 @@ from email.utils import formataddr, formatdate, make_msgid, parseaddr
 from mailer.bounces.verp import return_path_for
 from mailer.config import Settings
 from mailer.content import PLACEHOLDER_FIELDS, Personaliser, Rendered
+from mailer.delivery.clicks import with_counted_links
 from mailer.delivery.dkim import DkimSigner, HeaderField
 from mailer.errors import PermanentFailure
 from mailer.tokens import archive_url, preferences_url, unsubscribe_url
@@ -180,7 +181,8 @@ class MessageBuilder:
     """Builds every message of one send (or one batch of test copies).
 
     `rendered` maps a variant name ("en", "cy", "both") to its rendered issue;
-    a recipient whose language has no variant gets `default_language`'s.
+    a recipient whose language has no variant gets `default_language`'s. With
+    `link_counts`, a send's own links go through /l/ (`delivery.clicks`).
     `send_tag` makes Message-IDs unique across databases while keeping them the
     same for every attempt at one delivery (receivers collapse duplicates by it).
     """
@@ -190,6 +192,8 @@ class MessageBuilder:
                  subject_prefix: str = "") -> None:
         if not rendered:
             raise ValueError("a message needs at least one rendered language")
+        if settings.link_counts and send_id is not None:
+            rendered = with_counted_links(settings, send_id, rendered)
         self.settings = settings
         self.send_id = send_id
         self.send_tag = send_tag or secrets.token_hex(6)

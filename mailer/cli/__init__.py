@@ -31,6 +31,9 @@ COMMANDS = {
     "serve": "mailer.cli.web:serve",
     "bounces": "mailer.cli.bounces:bounces",
     "demo": "mailer.cli.demo:demo",
+    "stats": "mailer.cli.stats:stats",
+    "welcome": "mailer.cli.welcome:welcome",
+    "forms": "mailer.cli.forms:forms",
 }
 
 

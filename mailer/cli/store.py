@@ -289,7 +289,9 @@ def stats(months: int) -> None:
         for key, count in counts.items():
             table.add_row(str(key), str(count))
         console.print(table)
-    growth = Table("month", "joined", "left", "net", title="Growth (UTC months)")
+    growth = Table("month", "joined", "left", "net", "bounces", "complaints", title="Growth (UTC months)")
     for month in numbers.growth:
-        growth.add_row(month.month, str(month.joined), str(month.left), f"{month.net:+d}")
+        growth.add_row(month.month, str(month.joined), str(month.left), f"{month.net:+d}", str(month.bounces),
+                       str(month.complaints))
     console.print(growth)
+    console.print("As a chart: mailer stats")

@@ -137,16 +137,53 @@ subscribers.add_command(topics)
 @click.option("--name", default="", help="Their name, as they write it.")
 @click.option("--topic", "topic_names_", multiple=True, help="A topic to subscribe to (repeat, or separate with commas).")
 @click.option("--language", type=LANGUAGES, default=None, help="en, cy or both (default: the settings' default_language).")
-def add(email: str, name: str, topic_names_: tuple[str, ...], language: str | None) -> None:
-    """Add an active subscriber whose consent you already have."""
+@click.option("--welcome", is_flag=True, help="Send them the welcome email (welcome_issue), as after a confirmation.")
+def add(email: str, name: str, topic_names_: tuple[str, ...], language: str | None, welcome: bool) -> None:
+    """Add an active subscriber whose consent you already have.
+
+    Example: mailer subscribers add nia@example.org --name Nia --language cy --welcome
+    """
     wanted = [topic for option in topic_names_ for topic in split_topics(option)]
+    welcome_send = _welcome_send() if welcome else None
     with session() as db_session:
         subscriber = add_subscriber(
             db_session, email=email, name=name, language=language or settings().default_language,
             topics=wanted, source="cli", consent_text="added by an editor", salts=_secret_keys(),
         )
+        welcomed = False
+        if welcome_send is not None:
+            from mailer.delivery.welcome import add_reader
+
+            welcomed = add_reader(db_session, send_id=welcome_send, subscriber_id=subscriber.id)  # commits both
         db_session.commit()
     click.echo(f"Added {subscriber.email} ({subscriber.language}; topics: {', '.join(wanted) or 'none'}).")
+    if welcomed:
+        from mailer.delivery.welcome import deliver_queued
+
+        engine = open_store()
+        try:
+            report = deliver_queued(settings(), engine, welcome_send)
+        finally:
+            engine.dispose()
+        click.echo(f"Welcome email: {report}" if report else
+                   f"Welcome email queued (send {welcome_send}); the runner delivers it.")
+
+
+def _welcome_send() -> int:
+    """The welcome send a new subscriber is added to (made before their own transaction)."""
+    from mailer.delivery.welcome import prepare
+
+    if not settings().welcome_issue:
+        raise StoreError('--welcome: no welcome email is set (welcome_issue in mailer.toml); nobody was added')
+    engine = open_store()
+    try:
+        send_id = prepare(settings(), engine)
+    finally:
+        engine.dispose()
+    if send_id is None:
+        raise StoreError(f"--welcome: the welcome issue {settings().welcome_issue} cannot be used "
+                         "(see `mailer welcome show`); nobody was added")
+    return send_id
 
 
 @subscribers.command()

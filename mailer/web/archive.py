@@ -23,7 +23,7 @@ from starlette.exceptions import HTTPException
 from mailer import i18n
 from mailer.content import Personaliser
 from mailer.delivery.sends import rendered_variants
-from mailer.store.models import Send, SendStatus
+from mailer.store.models import Send, SendKind, SendStatus
 from mailer.tokens import archive_url
 from mailer.web.context import DB, web
 
@@ -37,8 +37,9 @@ SendId = Annotated[int, Path(ge=1, le=2**62)]  # anything else is no such page (
 
 
 def _finished(db: Session, limit: int | None = None) -> list[Send]:
-    """Finished sends, newest first, without their (large) frozen content."""
-    query = (select(Send).options(defer(Send.content)).where(Send.status == SendStatus.finished)
+    """Finished issues (not welcome emails), newest first, without their (large) frozen content."""
+    query = (select(Send).options(defer(Send.content)).where(Send.status == SendStatus.finished,
+                                                            Send.kind == SendKind.issue)
              .order_by(Send.finished_at.desc(), Send.id.desc()).limit(limit))
     return list(db.scalars(query))
 

@@ -18,6 +18,7 @@ from fastapi.responses import Response
 from sqlalchemy import select
 from sqlmodel import Session
 
+from mailer.delivery import welcome
 from mailer.errors import MailerError
 from mailer.store import subscribers
 from mailer.store.db import new_session
@@ -117,17 +118,21 @@ def confirm_page(token: str, request: Request, db: DB) -> Response:
 
 
 @router.post("/confirm/{token}")
-def confirm(token: str, request: Request, db: DB, csrf: FormText = "") -> Response:
+def confirm(token: str, request: Request, db: DB, background: BackgroundTasks, csrf: FormText = "") -> Response:
     ctx = web(request)
     subscriber = links.subscriber(db, ctx.settings, Purpose.confirm, token)
     if not ctx.forms.accepts(request, csrf, "confirm", subscriber.id):
         return _confirmation(request, subscriber, retry=True)
+    welcome_send = welcome.prepare(ctx.settings, ctx.engine) if subscriber.status != SubscriberStatus.active else None
     subscribers.confirm(db, subscriber_id=subscriber.id)
+    welcoming = welcome.add_reader(db, send_id=welcome_send, subscriber_id=subscriber.id)  # kept with the confirmation
     db.commit()
-    return _confirmation(request, subscriber)
+    if welcoming:
+        background.add_task(welcome.deliver_in_background, ctx.settings, ctx.engine, welcome_send)
+    return _confirmation(request, subscriber, welcoming=welcoming)
 
 
-def _confirmation(request: Request, subscriber: Subscriber, *, retry: bool = False) -> Response:
+def _confirmation(request: Request, subscriber: Subscriber, *, retry: bool = False, welcoming: bool = False) -> Response:
     """The button while pending, the welcome once active; for anyone else the link has no use left."""
     ctx = web(request)
     if subscriber.status == SubscriberStatus.pending:
@@ -136,7 +141,8 @@ def _confirmation(request: Request, subscriber: Subscriber, *, retry: bool = Fal
         template = "confirmed.html"
     else:
         raise links.InvalidLink
-    context = {"subscriber": subscriber, "retry": retry, "csrf": ctx.forms.make("confirm", subscriber.id),
+    context = {"subscriber": subscriber, "retry": retry, "welcoming": welcoming,
+               "csrf": ctx.forms.make("confirm", subscriber.id),
                "preferences_url": preferences_url(ctx.settings, subscriber.id)}
     return ctx.pages.render(request, ctx.pages.language(request, subscriber.language), template, context,
                             status=400 if retry else 200)

@@ -5,11 +5,9 @@ from __future__ import annotations
 import re
 
 import pytest
-from click.testing import CliRunner
 from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import select
 
-from mailer.cli import main
 from mailer.cli.common import console
 from mailer.delivery.clicks import link_totals
 from mailer.delivery.engine import deliver
@@ -17,8 +15,8 @@ from mailer.delivery.sends import create_send
 from mailer.store.models import LinkCount
 from mailer.store.topics import add_topic
 from mailer.tokens import Purpose, make_token, read_token
-from tests.delivery.helpers import SAMPLE_ISSUE, env_for
-from tests.web.helpers import outbox
+from tests.delivery.helpers import SAMPLE_ISSUE
+from tests.web.helpers import outbox, run_cli
 
 
 @pytest.fixture
@@ -114,7 +112,7 @@ def test_sends_links_lists_the_totals(client, counting, db, sent, monkeypatch):
     ann = next(m for m in outbox(counting) if "ann@" in m["To"])
     client.get(counted(ann)[1])
     monkeypatch.setattr(console, "_width", 200)
-    shown = CliRunner().invoke(main, ["sends", "links", str(sent)], env=env_for(counting), catch_exceptions=False)
+    shown = run_cli(counting, "sends", "links", str(sent))
     assert shown.exit_code == 0, shown.output
     rows = [[cell.strip() for cell in re.split("[│┃]", line)[1:-1]] for line in shown.output.splitlines()]
     listed = {row[1]: row[2] for row in rows if len(row) == 3 and row[0].isdigit()}

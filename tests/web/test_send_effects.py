@@ -7,12 +7,10 @@ import re
 from email.message import EmailMessage
 
 import pytest
-from click.testing import CliRunner
 from sqlalchemy import select
 
 from mailer.bounces.classify import Classification, Failure
 from mailer.bounces.policy import record
-from mailer.cli import main
 from mailer.cli.common import console
 from mailer.delivery.effects import send_effects
 from mailer.delivery.engine import deliver
@@ -20,8 +18,8 @@ from mailer.delivery.sends import create_send
 from mailer.store.models import BounceKind, Delivery, Event, EventKind
 from mailer.store.topics import add_topic
 from mailer.tokens import unsubscribe_url
-from tests.delivery.helpers import SAMPLE_ISSUE, env_for
-from tests.web.helpers import form_token, link_in, outbox, same_origin
+from tests.delivery.helpers import SAMPLE_ISSUE
+from tests.web.helpers import form_token, link_in, outbox, run_cli, same_origin
 
 GMAIL_HEADERS = {"content-type": "application/x-www-form-urlencoded", "user-agent": "Mozilla/5.0 (Google-Safety)"}
 
@@ -104,7 +102,7 @@ def test_sends_show_prints_what_the_issue_did(client, settings, db, sent, monkey
     client.post(one_click_url(message_to(settings, "bryn@example.org")), content=b"List-Unsubscribe=One-Click",
                 headers=GMAIL_HEADERS)
     monkeypatch.setattr(console, "_width", 200)
-    shown = CliRunner().invoke(main, ["sends", "show", str(sent)], env=env_for(settings), catch_exceptions=False)
+    shown = run_cli(settings, "sends", "show", str(sent))
     assert shown.exit_code == 0, shown.output
     cells = [[cell.strip() for cell in re.split("[│┃]", line)[1:-1]] for line in shown.output.splitlines()]
     rows = {row[0]: row[1:] for row in cells if len(row) > 3}

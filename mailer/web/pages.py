@@ -64,6 +64,10 @@ class Pages:
         module = self._environments[language].get_template(name).make_module(context)
         return str(module.subject).strip(), str(module).strip() + "\n"
 
+    def fragment(self, language: str, name: str, context: Mapping[str, Any]) -> str:
+        """A template rendered outside any request (the form snippet for other websites)."""
+        return self._environments[language].get_template(name).render(context)
+
     def render(self, request: Request, language: str, name: str, context: Mapping[str, Any] | None = None,
                *, status: int = 200, headers: Mapping[str, str] | None = None) -> HTMLResponse:
         other = i18n.other_language(language)

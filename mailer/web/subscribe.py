@@ -14,10 +14,11 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from fastapi import APIRouter, BackgroundTasks, Request
-from fastapi.responses import Response
+from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import select
 from sqlmodel import Session
 
+from mailer.config import Settings
 from mailer.delivery import welcome
 from mailer.errors import MailerError
 from mailer.store import subscribers
@@ -48,12 +49,13 @@ def post(request: Request, db: DB, background: BackgroundTasks,
     page_language = ctx.pages.language(request)
     chosen = {"email": email.strip()[:EMAIL_LENGTH], "name": clean_name(name), "language": language,
               "topics": topics}
-    if not ctx.forms.accepts(request, csrf, "subscribe"):
+    site = ctx.forms.listed_origin(request)  # a form on one of the organisation's own websites
+    if site is None and not ctx.forms.accepts(request, csrf, "subscribe"):
         return _form(request, db, chosen, retry=True)
     if not ctx.guard.per_ip.hit(request.client.host if request.client else ""):
         return ctx.pages.render(request, page_language, "too_many.html", status=429, headers={"retry-after": "3600"})
     if website:  # the honeypot, invisible to people: a bot filled it in; it learns nothing
-        return ctx.pages.render(request, page_language, "subscribe_sent.html")
+        return _sent(request, site)
     _ = ctx.pages.gettext(page_language)
     address = normalised_email(email)
     offered = offered_languages(ctx.settings)
@@ -65,16 +67,24 @@ def post(request: Request, db: DB, background: BackgroundTasks,
         return _form(request, db, chosen, errors=errors)
     if not offered:
         language = page_language if page_language in ctx.settings.languages else ctx.settings.default_language
+    consent = consent_text(_, ctx.settings) + (f" (form on {site})" if site else "")
     background.add_task(request_confirmation, ctx, email=address, name=chosen["name"], language=language,
-                        topics=list(dict.fromkeys(topics)), consent_text=consent_text(_, ctx),
-                        page_language=page_language)
-    return ctx.pages.render(request, page_language, "subscribe_sent.html")
+                        topics=list(dict.fromkeys(topics)), consent_text=consent, page_language=page_language)
+    return _sent(request, site)
 
 
-def consent_text(_: Callable[..., str], ctx: Web) -> str:
+def _sent(request: Request, site: str | None) -> Response:
+    """"Check your email": our page in the reader's language, or the website's own `thanks_url`."""
+    ctx = web(request)
+    if site and ctx.settings.thanks_url:
+        return RedirectResponse(ctx.settings.thanks_url, status_code=303)
+    return ctx.pages.render(request, ctx.pages.language(request), "subscribe_sent.html")
+
+
+def consent_text(_: Callable[..., str], settings: Settings) -> str:
     """The wording beside the consent box, stored with the subscriber as shown."""
     return _("Send me %(list)s by email. I can unsubscribe at any time with the link in every email.",
-             list=ctx.settings.list_name)
+             list=settings.list_name)
 
 
 def request_confirmation(ctx: Web, *, email: str, name: str, language: str, topics: list[str],
@@ -155,5 +165,5 @@ def _form(request: Request, db: Session, chosen: dict, *, retry: bool = False,
     context = {"chosen": chosen, "errors": errors or {}, "retry": retry, "csrf": ctx.forms.make("subscribe"),
                "topics": list(db.scalars(select(Topic).order_by(Topic.name))),
                "languages": offered_languages(ctx.settings),
-               "consent_text": consent_text(ctx.pages.gettext(language), ctx)}
+               "consent_text": consent_text(ctx.pages.gettext(language), ctx.settings)}
     return ctx.pages.render(request, language, "subscribe.html", context, status=400 if retry or errors else 200)

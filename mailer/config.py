@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     default_language: Literal["en", "cy"] = "en"
     bilingual_first: Literal["en", "cy"] = "cy"
     timezone: str = "Europe/London"
+    # Images from the editor's folder, resized for email; served by `mailer serve` at base_url/media/.
+    media_dir: str = "media"
     # Delivery: an empty smtp_host writes messages to outbox_dir instead.
     smtp_host: str = ""
     smtp_port: int = Field(default=587, ge=1, le=65535)
@@ -133,6 +135,10 @@ class Settings(BaseSettings):
     @cached_property
     def sender_domain(self) -> str:
         return self.sender_address.rpartition("@")[2]
+
+    @cached_property
+    def media_path(self) -> Path:
+        return Path(self.media_dir)
 
     @cached_property
     def templates_path(self) -> Path:

@@ -3,7 +3,7 @@
 Plain HTML with no script and no style sheet of its own, so it takes the site's
 look: every field labelled, the consent wording beside its box, the language
 choice as a fieldset, and the same spam trap as our page (a field people never
-see). It posts to our /subscribe without a form token; the site must be listed
+see, here in a `hidden` block: the site's style sheet is not ours to extend). It posts to our /subscribe without a form token; the site must be listed
 in `form_origins`, and after posting the reader lands on our "check your email"
 page in their language, or on the site's `thanks_url`. Bilingual forms put the
 language of `bilingual_first` (Welsh by default) first, every text in both.

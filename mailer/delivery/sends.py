@@ -155,7 +155,8 @@ def enqueue(session: Session, *, send_id: int, subscriber_ids: Sequence[int] | N
     ).where(~already)
     columns = ["send_id", "subscriber_id", "email", "language", "status", "attempts", "reply", "message_id",
                "claimed_by"]
-    added = session.execute(insert(Delivery).from_select(columns, rows)).rowcount
+    # Counted from RETURNING: an INSERT's rowcount is -1 on PostgreSQL (psycopg, SQLAlchemy 2.1).
+    added = len(session.execute(insert(Delivery).from_select(columns, rows).returning(Delivery.id)).all())
     session.commit()
     return added
 

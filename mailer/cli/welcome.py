@@ -33,7 +33,8 @@ def show(language: str | None) -> None:
 
     Example: mailer welcome show --language cy
     """
-    from mailer.content import load_issue
+    from mailer.content import Personaliser, load_issue
+    from mailer.content.build import sample_values
     from mailer.delivery.report import status_counts
     from mailer.delivery.sends import render_variants
     from mailer.delivery.welcome import open_sends
@@ -53,8 +54,10 @@ def show(language: str | None) -> None:
     for name, rendered in variants.items():
         if language and name != language:
             continue
-        console.rule(Text(f"{name}: {rendered.subject}"))
-        console.print(Text(rendered.text))
+        values = sample_values(settings(), name)  # as a made-up reader gets it
+        personalised = Personaliser(rendered)
+        console.rule(Text(f"{name}: {personalised.subject(values)}"))
+        console.print(Text(personalised.text(values)))
 
 
 @welcome.command()

@@ -165,6 +165,7 @@ def test_welcome_show_and_test(welcoming, engine, monkeypatch):
     assert shown.exit_code == 0, shown.output
     assert "valid; variants: en, cy, both" in shown.output and "No reader has been welcomed yet" in shown.output
     assert "Diolch am ymuno" in shown.output and "Thank you for joining" not in shown.output
+    assert "Annwyl Siân Roberts," in shown.output and "__MAILER_" not in shown.output  # as a reader gets it
     tested = run_cli(welcoming, "welcome", "test", "you@example.org", "--language", "cy")
     assert tested.exit_code == 0, tested.output
     [copy] = outbox(welcoming)

@@ -7,6 +7,7 @@ the defaults below. Every field is documented in the sample written by
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from functools import cached_property
@@ -22,6 +23,10 @@ from mailer.errors import ConfigError
 CONFIG_FILE = "mailer.toml"
 SAMPLE_FILE = Path(__file__).with_name("sample.toml")
 PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret"}
+# A text readers see: one for every language, or one per language (`{en = "...", cy = "..."}`), as in issues.
+PerLanguage = str | dict[Literal["en", "cy"], str]
+# The settings readers see in their own language; `mailer issue lint` names those without a Welsh text.
+PER_LANGUAGE_SETTINGS = ("list_name", "postal_address")
 
 
 def config_path() -> Path:
@@ -39,9 +44,9 @@ class Settings(BaseSettings):
     # Public address of the subscriber pages; every link in an email starts with it.
     base_url: str = "http://127.0.0.1:8000"
     # Shown in every footer (required by law for bulk mail in the UK and US).
-    postal_address: str = "Somewhere Street, Cardiff, Wales"
-    # List identity: List-Id header and the "why you get this" footer line.
-    list_name: str = "Newsletter"
+    postal_address: PerLanguage = "Somewhere Street, Cardiff, Wales"
+    # List identity: masthead, pages, notices, the List-Id header and the "why you get this" footer line.
+    list_name: PerLanguage = "Newsletter"
     list_id: str = "newsletter.example.org"
     # Storage.
     database_url: str = "sqlite:///mailer.db"
@@ -76,6 +81,7 @@ class Settings(BaseSettings):
     # Web pages (`mailer serve`, and `mailer run`).
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=8000, ge=1, le=65535)
+    trusted_proxies: list[str] = []
     form_origins: list[str] = []
     thanks_url: str = ""
     admin_token: str = ""
@@ -95,6 +101,32 @@ class Settings(BaseSettings):
         if value.strip().lower() in PLACEHOLDER_SECRETS:
             raise ValueError("is a placeholder; run `mailer init` or set a long random value")
         return value
+
+    @field_validator(*PER_LANGUAGE_SETTINGS)
+    @classmethod
+    def _texts(cls, value: PerLanguage) -> PerLanguage:
+        texts = [value] if isinstance(value, str) else list(value.values())
+        if not texts or not all(text.strip() for text in texts):
+            raise ValueError('must be text, or one text per language like {en = "...", cy = "..."}')
+        return value
+
+    def text(self, name: str, language: str) -> str:
+        """The per-language setting `name` in `language`, else in the default language, else any.
+
+        "both" (the bilingual email) gives the two, `bilingual_first` first, when they differ.
+        """
+        value: PerLanguage = getattr(self, name)
+        if isinstance(value, str):
+            return value
+        if language == "both":
+            first, second = self.bilingual_first, "cy" if self.bilingual_first == "en" else "en"
+            return " / ".join(dict.fromkeys((self.text(name, first), self.text(name, second))))
+        return value.get(language) or value.get(self.default_language) or next(iter(value.values()))  # type: ignore[call-overload]
+
+    def missing_texts(self, language: str) -> list[str]:
+        """The per-language settings without a text of their own in `language` (one plain text counts as none)."""
+        return [name for name in PER_LANGUAGE_SETTINGS
+                if isinstance(getattr(self, name), str) or language not in getattr(self, name)]
 
     @field_validator("base_url")
     @classmethod
@@ -119,6 +151,16 @@ class Settings(BaseSettings):
     def _thanks_url(cls, value: str) -> str:
         if value and not (value.startswith(("https://", "http://")) and urlsplit(value).hostname):
             raise ValueError("must be empty or a full address starting with https://")
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network, e.g. 127.0.0.1 or 10.0.0.0/8") from None
         return value
 
     @classmethod
@@ -171,4 +213,6 @@ def write_sample(path: Path) -> None:
     if path.exists():
         raise ConfigError(f"{path} already exists; not overwriting it")
     text = SAMPLE_FILE.read_text(encoding="utf-8").replace("@SECRET_KEY@", secrets.token_urlsafe(32))
-    path.write_text(text, encoding="utf-8")
+    # It holds the secret key, and soon the SMTP password: readable by its owner only, from the start.
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", encoding="utf-8") as handle:
+        handle.write(text)

@@ -12,7 +12,8 @@ from rich.table import Table
 from sqlmodel import Session
 
 from mailer.cli.common import console, open_store, session, settings
-from mailer.cli.send import ISSUE_FILE, language_option, topic_option
+from mailer.cli.send import ISSUE_FILE, insecure_links_option, language_option, topic_option
+from mailer.publiclinks import require_usable_links
 from mailer.schedule import rules, service
 from mailer.schedule.runner import Runner
 from mailer.schedule.times import Moment, parse_wall_time, zone
@@ -51,9 +52,11 @@ def schedule() -> None:
 @topic_option
 @language_option
 @click.option("--again", is_flag=True, help="Schedule it even though this issue was scheduled or sent before.")
+@insecure_links_option
 def schedule_issue(issue_path: Path, at: str, tz: str | None, topics: tuple[str, ...], languages: tuple[str, ...],
-                   again: bool) -> None:
+                   again: bool, allow_insecure_links: bool) -> None:
     """Schedule ISSUE to go out at WHEN."""
+    require_usable_links(settings(), allow_insecure_links=allow_insecure_links)
     with session() as db:
         send, moment = service.schedule_send(db, settings=settings(), issue_path=issue_path, when=parse_wall_time(at), tz=tz,
                                              topics=topics, languages=languages, again=again)
@@ -174,9 +177,11 @@ def recurring_remove(name: str) -> None:
 
 @click.command()
 @click.option("--no-web", is_flag=True, help="Do not serve the subscriber pages (when `mailer serve` runs them).")
-def run(no_web: bool) -> None:
+@insecure_links_option
+def run(no_web: bool, allow_insecure_links: bool) -> None:
     """Run the scheduler until stopped: starts scheduled sends on time, resumes interrupted ones,
     serves the subscriber pages. SIGTERM finishes the message in flight and leaves the rest queued."""
+    require_usable_links(settings(), allow_insecure_links=allow_insecure_links)  # before it starts any send
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%Y-%m-%d %H:%M:%S")
     for noisy in ("apscheduler", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -16,7 +16,8 @@ from rich.text import Text
 
 from mailer.cli.common import console, session, settings
 from mailer.errors import SendError
-from mailer.store.models import SendStatus
+from mailer.publiclinks import require_usable_links
+from mailer.store.models import Send, SendStatus
 
 if TYPE_CHECKING:  # the delivery engine is imported only by commands that send
     from mailer.delivery.effects import SendEffects
@@ -26,6 +27,9 @@ if TYPE_CHECKING:  # the delivery engine is imported only by commands that send
 ISSUE_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 topic_option = click.option("--topic", "topics", multiple=True, metavar="NAME",
                             help="Send to subscribers of this topic (repeat; default: the issue's topics, else everyone).")
+insecure_links_option = click.option(
+    "--allow-insecure-links", is_flag=True,
+    help="Send even though base_url is http://, loopback or private (links readers cannot use).")
 language_option = click.option("--language", "languages", multiple=True, type=click.Choice(["en", "cy", "both"]),
                                help="Only subscribers who chose this language (repeat; default: all).")
 
@@ -38,13 +42,15 @@ language_option = click.option("--language", "languages", multiple=True, type=cl
 @click.option("--test", "test_addresses", multiple=True, metavar="ADDRESS",
               help='Send a copy marked "[TEST]" to ADDRESS instead (repeat); records nothing.')
 @click.option("--resume", "resume_id", type=int, metavar="SEND_ID", help="Continue an interrupted or paused send.")
+@insecure_links_option
 def send(issue_path: Path | None, topics: tuple[str, ...], languages: tuple[str, ...], yes: bool,
-         test_addresses: tuple[str, ...], resume_id: int | None) -> None:
+         test_addresses: tuple[str, ...], resume_id: int | None, allow_insecure_links: bool) -> None:
     """Send ISSUE to its audience, each subscriber exactly once.
 
     Shows how many subscribers it will reach and asks first (unless --yes). Ctrl-C
     stops after the message in flight; `mailer send --resume SEND_ID` continues.
     """
+    require_usable_links(settings(), allow_insecure_links=allow_insecure_links)
     if resume_id is not None:
         if issue_path or test_addresses:
             raise click.UsageError("--resume takes no ISSUE and no --test")
@@ -266,6 +272,38 @@ def cancel(send_id: int) -> None:
     with session() as db:
         set_status(db, send_id=send_id, status=SendStatus.cancelled, note="cancelled by hand")
     console.print(f"Send {send_id} cancelled.")
+
+
+@sends.command()
+@click.argument("send_id", type=int)
+def unpublish(send_id: int) -> None:
+    """Withdraw the issue of SEND_ID from the public archive and feeds (every send of that issue).
+
+    Its web version answers "not found" from then on. Example: mailer sends unpublish 12
+    """
+    _publish(send_id, published=False)
+
+
+@sends.command()
+@click.argument("send_id", type=int)
+def publish(send_id: int) -> None:
+    """Put an issue withdrawn with `mailer sends unpublish` back in the archive. Example: mailer sends publish 12"""
+    _publish(send_id, published=True)
+
+
+def _publish(send_id: int, *, published: bool) -> None:
+    from mailer.store.archive import set_published
+
+    with session() as db:
+        ids = set_published(db, send_id=send_id, published=published)
+        slug = db.get(Send, send_id).issue_slug  # type: ignore[union-attr]
+        db.commit()
+    which = f"send{'s' if len(ids) > 1 else ''} {', '.join(map(str, ids))}"
+    if published:
+        click.echo(f"Issue {slug} ({which}) is in the archive again.")
+    else:
+        click.echo(f"Issue {slug} ({which}) withdrawn from the archive and feeds. "
+                   f"Put it back with: mailer sends publish {send_id}")
 
 
 @click.command()

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 from rich.table import Column, Table
+from rich.text import Text
 from sqlalchemy import func, select
 
 from mailer.cli.common import console, open_store, session, settings
@@ -16,7 +18,16 @@ from mailer.store.csvio import LineResult, Outcome, export_csv, import_csv, spli
 from mailer.store.models import Event, Language, Subscriber, SubscriberStatus, SubscriberTopic
 from mailer.store.stats import list_stats
 from mailer.store.subscribers import REMEMBERED, add_subscriber, forget, require_by_email, unsubscribe
-from mailer.store.topics import add_topic, list_topics, remove_topic, resolve_topics, topic_names, topics_by_subscriber
+from mailer.store.topics import (
+    TOPIC_TEXTS,
+    add_topic,
+    edit_topic,
+    list_topics,
+    remove_topic,
+    resolve_topics,
+    topic_names,
+    topics_by_subscriber,
+)
 
 LANGUAGES = click.Choice([language.value for language in Language], case_sensitive=False)
 STATUSES = click.Choice([status.value for status in SubscriberStatus], case_sensitive=False)
@@ -89,24 +100,53 @@ def topics() -> None:
     """Topics: the named lists (news, events...) subscribers choose from."""
 
 
+def _topic_texts(command: Callable[..., None]) -> Callable[..., None]:
+    """What readers see of a topic, in English (or for every language) and in Welsh."""
+    for option in reversed([
+        click.option("--label", default=None, help="The topic's name as readers see it (default: NAME)."),
+        click.option("--label-cy", default=None, help="The same in Welsh, for the Welsh pages."),
+        click.option("--description", default=None, help="A sentence on what the topic brings, shown under its name."),
+        click.option("--description-cy", default=None, help="The same in Welsh."),
+    ]):
+        command = option(command)
+    return command
+
+
 @topics.command("add")
 @click.argument("name")
-@click.option("--description", default="", help="Shown to subscribers on their preferences page.")
-def topics_add(name: str, description: str) -> None:
-    """Add a topic."""
+@_topic_texts
+def topics_add(name: str, **texts: str | None) -> None:
+    """Add a topic, with what readers see of it in each language.
+
+    Example: mailer topics add events --label Events --label-cy Digwyddiadau
+    """
     with session() as db_session:
-        add_topic(db_session, name=name, description=description)
+        add_topic(db_session, name=name, **{field: text or "" for field, text in texts.items()})
         db_session.commit()
     click.echo(f"Added topic {name}.")
 
 
+@topics.command("edit")
+@click.argument("name")
+@_topic_texts
+def topics_edit(name: str, **texts: str | None) -> None:
+    """Change what readers see of a topic; options not given stay as they are ("" empties one).
+
+    Example: mailer topics edit events --label-cy Digwyddiadau --description-cy "Cyfarfodydd a gweithdai"
+    """
+    with session() as db_session:
+        edit_topic(db_session, name=name, **texts)
+        db_session.commit()
+    click.echo(f"Changed topic {name}.")
+
+
 @topics.command("list")
 def topics_list() -> None:
-    """List topics with their number of active subscribers."""
-    table = Table("topic", "active", "description")
+    """List topics with their number of active subscribers and what readers see, in English and Welsh."""
+    table = Table("topic", "active", "label", "label (cy)", "description", "description (cy)")
     with session() as db_session:
         for topic, count in list_topics(db_session):
-            table.add_row(topic.name, str(count), topic.description)
+            table.add_row(topic.name, str(count), *(Text(getattr(topic, field)) for field in TOPIC_TEXTS))
     console.print(table)
 
 

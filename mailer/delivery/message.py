@@ -181,6 +181,7 @@ class _Variant:
     subject: bytes | None  # encoded once when the subject has no placeholders
     text: Base64Part
     html: Base64Part
+    list_id: bytes  # the list's name in this variant's language
 
 
 class MessageBuilder:
@@ -219,7 +220,6 @@ class MessageBuilder:
         self.date = _DateHeader()
         self.from_ = b" " + mailbox(settings.sender_name, settings.sender_address).encode() + b"\r\n"
         self.reply_to = b" " + mailbox(*parseaddr(settings.reply_to)).encode() + b"\r\n" if settings.reply_to else None
-        self.list_id = b" " + mailbox(settings.list_name, settings.list_id).encode() + b"\r\n"
         self.content_type = b' multipart/alternative;\r\n boundary="' + boundary + b'"\r\n'
 
     def _compile(self, language: str, rendered: Rendered) -> _Variant:
@@ -231,8 +231,9 @@ class MessageBuilder:
         if "__MAILER_" not in rendered.subject:
             subject = b" " + header_text(self.subject_prefix + rendered.subject, "Subject") + b"\r\n"
         blank = dict.fromkeys(PLACEHOLDER_FIELDS, "")
+        list_id = b" " + mailbox(self.settings.text("list_name", language), self.settings.list_id).encode() + b"\r\n"
         return _Variant(language, personaliser, subject, Base64Part(personaliser.text_pieces(blank)[0::2]),
-                        Base64Part(personaliser.html_pieces(blank)[0::2]))
+                        Base64Part(personaliser.html_pieces(blank)[0::2]), list_id)
 
     def envelope_sender(self, recipient: Recipient) -> str:
         """The VERP return path of a delivery, so its bounce names it; test copies use the plain one."""
@@ -272,7 +273,7 @@ class MessageBuilder:
             (b"Subject", subject),
             (b"Date", self.date()),
             (b"Message-ID", b" " + self.message_id(recipient).encode() + b"\r\n"),
-            (b"List-Id", self.list_id),
+            (b"List-Id", variant.list_id),
             (b"List-Unsubscribe", b" <" + unsubscribe.encode() + b">,\r\n <"
              + self.list_unsubscribe_mailto.encode() + b">\r\n"),
             (b"List-Unsubscribe-Post", b" List-Unsubscribe=One-Click\r\n"),

@@ -10,11 +10,11 @@ timezone-aware column that refuses naive values), and enum fields get a plain
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 
 from pydantic import NaiveDatetime
-from sqlalchemy import Column, Index, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, Column, Index, LargeBinary, String, Text, UniqueConstraint, true
 from sqlmodel import Field, SQLModel
 
 
@@ -82,10 +82,27 @@ class BounceKind(StrEnum):
 
 
 class Topic(SQLModel, table=True):
+    """A named list. `name` is for editors; readers see `label` and `description` in their language."""
+
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=64, unique=True)
     description: str = ""
     created_at: NaiveDatetime = Field(default_factory=utcnow)
+    # What readers see, per language: the English (or only) text, and the Welsh one.
+    label: str = Field(default="", max_length=200)
+    label_cy: str = Field(default="", max_length=200)
+    description_cy: str = ""
+
+    def label_in(self, language: str) -> str:
+        """The topic's name for readers of `language`: its own label, else the English one, else the
+        description (what the pages showed before topics had labels), else `name`."""
+        return self._in("label", language) or self._in("description", language) or self.name
+
+    def description_in(self, language: str) -> str:
+        return self._in("description", language)
+
+    def _in(self, field: str, language: str) -> str:
+        return (getattr(self, f"{field}_{language}", "") if language != "en" else "") or getattr(self, field)
 
 
 class SubscriberTopic(SQLModel, table=True):
@@ -150,6 +167,11 @@ class Send(SQLModel, table=True):
     lease_owner: str = Field(default="", max_length=128)
     lease_expires_at: NaiveDatetime | None = None
     note: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    # The archive: the issue's `date:` and its title per language (JSON), and whether the send is public
+    # there (`mailer sends unpublish` withdraws it; a flag beside the status, which says how sending went).
+    issue_date: date | None = None
+    titles: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    published: bool = Field(default=True, sa_column=Column(Boolean, nullable=False, server_default=true()))
 
 
 class Delivery(SQLModel, table=True):

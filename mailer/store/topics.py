@@ -16,15 +16,40 @@ TOPIC_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 OPEN_SENDS = (SendStatus.draft, SendStatus.scheduled, SendStatus.sending, SendStatus.paused)
 
 
-def add_topic(session: Session, *, name: str, description: str = "") -> Topic:
+# What readers see of a topic, per language (`Topic.label_in`, `Topic.description_in`).
+TOPIC_TEXTS = ("label", "label_cy", "description", "description_cy")
+
+
+def add_topic(session: Session, *, name: str, description: str = "", label: str = "", label_cy: str = "",
+              description_cy: str = "") -> Topic:
     if not TOPIC_NAME.match(name):
         raise StoreError(f"topic name {name!r} must be lower-case letters, digits, '-' or '_' (at most 64)")
     if session.scalar(select(Topic).where(Topic.name == name)) is not None:
         raise StoreError(f"topic {name!r} already exists")
-    topic = Topic(name=name, description=description)
+    topic = Topic(name=name)
+    set_topic_texts(session, topic=topic, label=label, label_cy=label_cy, description=description,
+                    description_cy=description_cy)
+    return topic
+
+
+def edit_topic(session: Session, *, name: str, **texts: str | None) -> Topic:
+    """Change what readers see of a topic (`TOPIC_TEXTS`; None leaves a text as it is, "" empties it)."""
+    topic = resolve_topics(session, [name])[0]
+    set_topic_texts(session, topic=topic, **texts)
+    return topic
+
+
+def set_topic_texts(session: Session, *, topic: Topic, **texts: str | None) -> None:
+    for field, text in texts.items():
+        if field not in TOPIC_TEXTS:
+            raise TypeError(f"a topic has no text {field!r}")
+        if text is not None:
+            text = " ".join(text.split())
+            if len(text) > 200:
+                raise StoreError(f"topic {topic.name!r}: the {field.replace('_', ' ')} is {len(text)} characters; at most 200")
+            setattr(topic, field, text)
     session.add(topic)
     session.flush()
-    return topic
 
 
 def remove_topic(session: Session, *, name: str) -> None:

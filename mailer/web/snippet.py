@@ -24,14 +24,14 @@ def _texts(pages: Pages, settings: Settings, language: str) -> dict[str, str]:
     """What the form says, in one language: the very texts of our own subscribe page."""
     _ = pages.gettext(language)
     return {
-        "title": _("Subscribe to %(list)s", list=settings.list_name),
+        "title": _("Subscribe to %(list)s", list=settings.text("list_name", language)),
         "intro": _("We will email you a link to confirm your address. You get nothing else until you follow it."),
         "email": _("Email address"),
         "name": _("Name (optional)"),
         "language": _("Language of the emails"),
         "both": _("Both (Welsh and English)"),
         "trap": _("Leave this field empty"),
-        "consent": consent_text(_, settings),
+        "consent": consent_text(_, settings, language),
         "submit": _("Subscribe"),
     }
 

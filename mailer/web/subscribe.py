@@ -26,6 +26,7 @@ from mailer.store.db import new_session
 from mailer.store.models import Subscriber, SubscriberStatus, Topic, utcnow
 from mailer.tokens import Purpose, confirm_url, preferences_url
 from mailer.web import emails, links
+from mailer.web.clients import client_key
 from mailer.web.context import DB, Web, web
 from mailer.web.forms import EMAIL_LENGTH, FormList, FormText, clean_name, normalised_email, offered_languages, problems
 
@@ -52,7 +53,7 @@ def post(request: Request, db: DB, background: BackgroundTasks,
     site = ctx.forms.listed_origin(request)  # a form on one of the organisation's own websites
     if site is None and not ctx.forms.accepts(request, csrf, "subscribe"):
         return _form(request, db, chosen, retry=True)
-    if not ctx.guard.per_ip.hit(request.client.host if request.client else ""):
+    if not ctx.guard.per_client.hit(client_key(request)):
         return ctx.pages.render(request, page_language, "too_many.html", status=429, headers={"retry-after": "3600"})
     if website:  # the honeypot, invisible to people: a bot filled it in; it learns nothing
         return _sent(request, site)
@@ -67,7 +68,7 @@ def post(request: Request, db: DB, background: BackgroundTasks,
         return _form(request, db, chosen, errors=errors)
     if not offered:
         language = page_language if page_language in ctx.settings.languages else ctx.settings.default_language
-    consent = consent_text(_, ctx.settings) + (f" (form on {site})" if site else "")
+    consent = consent_text(_, ctx.settings, page_language) + (f" (form on {site})" if site else "")
     background.add_task(request_confirmation, ctx, email=address, name=chosen["name"], language=language,
                         topics=list(dict.fromkeys(topics)), consent_text=consent, page_language=page_language)
     return _sent(request, site)
@@ -81,17 +82,18 @@ def _sent(request: Request, site: str | None) -> Response:
     return ctx.pages.render(request, ctx.pages.language(request), "subscribe_sent.html")
 
 
-def consent_text(_: Callable[..., str], settings: Settings) -> str:
+def consent_text(_: Callable[..., str], settings: Settings, language: str) -> str:
     """The wording beside the consent box, stored with the subscriber as shown."""
     return _("Send me %(list)s by email. I can unsubscribe at any time with the link in every email.",
-             list=settings.list_name)
+             list=settings.text("list_name", language))
 
 
 def request_confirmation(ctx: Web, *, email: str, name: str, language: str, topics: list[str],
                          consent_text: str, page_language: str) -> None:
     """After the response: decide whether to email, record the pending subscriber, send the link.
 
-    `email` is normalised; its lower case is the key the limits count by, as the store's `email_key`.
+    `email` is normalised; its lower case (the store's `email_key`) is what the hold on a recent leaver
+    counts, and the email limits count its mailbox and its domain (`PageLimits.may_email`).
     """
     try:
         with new_session(ctx.engine) as db:
@@ -99,7 +101,7 @@ def request_confirmation(ctx: Web, *, email: str, name: str, language: str, topi
             key = email.lower()
             if existing is not None and _recently_stopped(existing) and ctx.guard.first_ask(key):
                 return  # held: mailed only if the same address asks again within a day
-            if not ctx.guard.per_address.hit(key):
+            if not ctx.guard.may_email(email):
                 return
             if existing is not None and existing.status == SubscriberStatus.active:
                 target, template = existing, "email/already_subscribed.txt"
@@ -133,17 +135,24 @@ def confirm(token: str, request: Request, db: DB, background: BackgroundTasks, c
     subscriber = links.subscriber(db, ctx.settings, Purpose.confirm, token)
     if not ctx.forms.accepts(request, csrf, "confirm", subscriber.id):
         return _confirmation(request, subscriber, retry=True)
+    first_use = subscriber.status == SubscriberStatus.pending
     welcome_send = welcome.prepare(ctx.settings, ctx.engine) if subscriber.status != SubscriberStatus.active else None
     subscribers.confirm(db, subscriber_id=subscriber.id)
     welcoming = welcome.add_reader(db, send_id=welcome_send, subscriber_id=subscriber.id)  # kept with the confirmation
     db.commit()
     if welcoming:
         background.add_task(welcome.deliver_in_background, ctx.settings, ctx.engine, welcome_send)
-    return _confirmation(request, subscriber, welcoming=welcoming)
+    return _confirmation(request, subscriber, first_use=first_use, welcoming=welcoming)
 
 
-def _confirmation(request: Request, subscriber: Subscriber, *, retry: bool = False, welcoming: bool = False) -> Response:
-    """The button while pending, the welcome once active; for anyone else the link has no use left."""
+def _confirmation(request: Request, subscriber: Subscriber, *, retry: bool = False,
+                  first_use: bool = False, welcoming: bool = False) -> Response:
+    """The button while pending, the welcome once active; for anyone else the link has no use left.
+
+    The welcome links to the preferences page (a link that never expires) only on the
+    confirmation itself: whoever opens the link again later (a forwarded email, a
+    shared computer) gets no such key. It says a welcome email is coming when one was queued.
+    """
     ctx = web(request)
     if subscriber.status == SubscriberStatus.pending:
         template = "confirm.html"
@@ -153,7 +162,7 @@ def _confirmation(request: Request, subscriber: Subscriber, *, retry: bool = Fal
         raise links.InvalidLink
     context = {"subscriber": subscriber, "retry": retry, "welcoming": welcoming,
                "csrf": ctx.forms.make("confirm", subscriber.id),
-               "preferences_url": preferences_url(ctx.settings, subscriber.id)}
+               "preferences_url": preferences_url(ctx.settings, subscriber.id) if first_use else None}
     return ctx.pages.render(request, ctx.pages.language(request, subscriber.language), template, context,
                             status=400 if retry else 200)
 
@@ -165,5 +174,5 @@ def _form(request: Request, db: Session, chosen: dict, *, retry: bool = False,
     context = {"chosen": chosen, "errors": errors or {}, "retry": retry, "csrf": ctx.forms.make("subscribe"),
                "topics": list(db.scalars(select(Topic).order_by(Topic.name))),
                "languages": offered_languages(ctx.settings),
-               "consent_text": consent_text(ctx.pages.gettext(language), ctx.settings)}
+               "consent_text": consent_text(ctx.pages.gettext(language), ctx.settings, language)}
     return ctx.pages.render(request, language, "subscribe.html", context, status=400 if retry or errors else 200)

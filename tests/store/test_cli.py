@@ -6,11 +6,12 @@ import csv
 from pathlib import Path
 
 from click.testing import CliRunner
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from mailer.cli import main
 from mailer.cli.common import settings as cli_settings
 from mailer.store.db import make_engine, upgrade
+from mailer.store.models import Topic
 
 
 def test_db_upgrade_creates_the_database_and_other_commands_refuse_an_old_one(workdir: Path):
@@ -195,3 +196,20 @@ def test_stats(cli):
     assert "│ active       │ 1" in output and "│ unsubscribed │ 1" in output
     assert "│ news           │ 1" in output and "│ cy                │ 1" in output
     assert "Growth" in output and "+1" in output  # one joined... and one left this month: 2 - 1
+
+
+def test_topics_in_english_and_welsh(cli, session):
+    added = cli("topics", "add", "events", "--label", "Events", "--label-cy", "Digwyddiadau",
+                "--description", "Gatherings near you")
+    assert added.exit_code == 0, added.output
+    changed = cli("topics", "edit", "events", "--description-cy", "Cyfarfodydd  yn agos\natoch")
+    assert (changed.exit_code, changed.output) == (0, "Changed topic events.\n")
+    topic = session.scalars(select(Topic).where(Topic.name == "events")).one()
+    assert (topic.label, topic.label_cy, topic.description, topic.description_cy) == (
+        "Events", "Digwyddiadau", "Gatherings near you", "Cyfarfodydd yn agos atoch")  # spaces and lines tidied
+    assert (topic.label_in("cy"), topic.description_in("cy"), topic.label_in("en")) == (
+        "Digwyddiadau", "Cyfarfodydd yn agos atoch", "Events")
+    listing = cli("topics", "list").output
+    assert "Digwyddiadau" in listing and "label (cy)" in listing
+    assert "unknown topic 'nothing'" in cli("topics", "edit", "nothing", "--label", "X").output
+    assert "at most 200" in cli("topics", "edit", "events", "--label-cy", "x" * 201).output

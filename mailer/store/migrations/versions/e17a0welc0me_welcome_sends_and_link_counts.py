@@ -1,7 +1,7 @@
 """welcome sends and link counts
 
 Revision ID: e17a0welc0me
-Revises: 81be1aa90c95
+Revises: 16b0a1c2d3e4
 Create Date: 2026-12-02 06:13:49.504765
 
 """
@@ -13,7 +13,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision: str = 'e17a0welc0me'
-down_revision: str | Sequence[str] | None = '81be1aa90c95'
+down_revision: str | Sequence[str] | None = '16b0a1c2d3e4'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

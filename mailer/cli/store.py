@@ -12,7 +12,9 @@ from rich.text import Text
 from sqlalchemy import func, select
 
 from mailer.cli.common import console, open_store, session, settings
+from mailer.cli.send import insecure_links_option
 from mailer.errors import DatabaseOutOfDate, StoreError
+from mailer.publiclinks import require_usable_links
 from mailer.store import db as store_db
 from mailer.store.csvio import LineResult, Outcome, export_csv, import_csv, split_topics
 from mailer.store.models import Event, Language, Subscriber, SubscriberStatus, SubscriberTopic
@@ -178,12 +180,16 @@ subscribers.add_command(topics)
 @click.option("--topic", "topic_names_", multiple=True, help="A topic to subscribe to (repeat, or separate with commas).")
 @click.option("--language", type=LANGUAGES, default=None, help="en, cy or both (default: the settings' default_language).")
 @click.option("--welcome", is_flag=True, help="Send them the welcome email (welcome_issue), as after a confirmation.")
-def add(email: str, name: str, topic_names_: tuple[str, ...], language: str | None, welcome: bool) -> None:
+@insecure_links_option
+def add(email: str, name: str, topic_names_: tuple[str, ...], language: str | None, welcome: bool,
+        allow_insecure_links: bool) -> None:
     """Add an active subscriber whose consent you already have.
 
     Example: mailer subscribers add nia@example.org --name Nia --language cy --welcome
     """
     wanted = [topic for option in topic_names_ for topic in split_topics(option)]
+    if welcome:
+        require_usable_links(settings(), allow_insecure_links=allow_insecure_links)  # the welcome is a send
     welcome_send = _welcome_send() if welcome else None
     with session() as db_session:
         subscriber = add_subscriber(

@@ -156,6 +156,9 @@ def test_subscribers_add_welcome_and_sends_list(welcoming, engine, monkeypatch):
     refused = run_cli(welcoming.model_copy(update={"welcome_issue": ""}), "subscribers", "add", "owen@example.org",
                   "--welcome")
     assert refused.exit_code == 1 and "no welcome email is set" in refused.output
+    unusable = welcoming.model_copy(update={"smtp_host": "127.0.0.1", "base_url": "http://127.0.0.1:8000"})
+    insecure = run_cli(unusable, "subscribers", "add", "owen@example.org", "--welcome")
+    assert insecure.exit_code == 1 and "--allow-insecure-links" in insecure.output  # a welcome is a send
     assert "owen" not in run_cli(welcoming, "subscribers", "list").output
 
 

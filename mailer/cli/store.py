@@ -11,6 +11,7 @@ from rich.table import Column, Table
 from rich.text import Text
 from sqlalchemy import func, select
 
+from mailer.bounces.report import removed_by
 from mailer.cli.common import console, open_store, session, settings
 from mailer.cli.send import insecure_links_option
 from mailer.errors import DatabaseOutOfDate, StoreError
@@ -245,6 +246,7 @@ def show(email: str) -> None:
             ("source", subscriber.source or "-"), ("consent", subscriber.consent_text or "-"),
             ("created", _date(subscriber.created_at)), ("confirmed", _date(subscriber.confirmed_at)),
             ("status changed", _date(subscriber.status_changed_at)),
+            ("removed by", Text(removed_by(db_session, subscriber.id) or "-")),  # outside text: never markup
         ]:
             fields.add_row(label, value)
         history = Table("when (UTC)", "event", "channel", "send", "detail", title="History")

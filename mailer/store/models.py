@@ -193,7 +193,7 @@ class Delivery(SQLModel, table=True):
     first_attempt_at: NaiveDatetime | None = None
     sent_at: NaiveDatetime | None = None
     reply: str = Field(default="", max_length=1000)
-    message_id: str = Field(default="", max_length=255)
+    message_id: str = Field(default="", max_length=255, index=True)  # a bounce carrying it is about this delivery
     claimed_by: str = Field(default="", max_length=128)
 
 
@@ -213,6 +213,10 @@ class Bounce(SQLModel, table=True):
     diagnostic: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
     message_id: str = Field(default="", max_length=255)
     received_at: NaiveDatetime = Field(default_factory=utcnow)
+    rule: str = Field(default="", max_length=64)  # the entry of the rule table that decided (mailer/bounces/rules.py)
+    code: str = Field(default="", max_length=16)  # the status or reply code it rests on
+    # False: the report named no delivery of ours (no signed return path, no Message-ID we sent): nobody was changed.
+    verified: bool = Field(default=True, sa_column_kwargs={"server_default": true()})
 
 
 class LinkCount(SQLModel, table=True):

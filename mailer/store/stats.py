@@ -2,7 +2,8 @@
 
 Month by month: joins (became active: confirmed, added or imported), leaves
 (unsubscribed), bounces (reports of hard and soft failures) and complaints, per
-calendar month in UTC. Counts only: `mailer stats` and /admin/stats show them.
+calendar month in UTC. Only reports about a delivery of ours count (`Bounce.verified`):
+one naming nobody we sent to changed nothing and may be forged. Counts only: `mailer stats` and /admin/stats show them.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ class Month:
     month: str  # YYYY-MM
     joined: int  # became active (confirmed, added or imported)
     left: int  # unsubscribed
-    bounces: int = 0  # bounce reports received, hard and soft
-    complaints: int = 0  # spam complaints received
+    bounces: int = 0  # verified bounce reports received, hard and soft
+    complaints: int = 0  # verified spam complaints received
 
     @property
     def net(self) -> int:
@@ -67,8 +68,9 @@ def history(session: Session, *, months: int = 12, now: datetime | None = None) 
     moments = [
         select(Subscriber.confirmed_at).where(Subscriber.confirmed_at >= start),
         select(Event.created_at).where(Event.kind == EventKind.unsubscribed, Event.created_at >= start),
-        select(Bounce.received_at).where(Bounce.kind.in_(failures), Bounce.received_at >= start),
-        select(Bounce.received_at).where(Bounce.kind == BounceKind.complaint, Bounce.received_at >= start),
+        select(Bounce.received_at).where(Bounce.kind.in_(failures), Bounce.verified, Bounce.received_at >= start),
+        select(Bounce.received_at).where(Bounce.kind == BounceKind.complaint, Bounce.verified,
+                                         Bounce.received_at >= start),
     ]
     counts = [Counter(f"{moment:%Y-%m}" for moment in session.scalars(query.execution_options(yield_per=5000)))
               for query in moments]

@@ -12,6 +12,7 @@ from mailer.bounces.policy import record
 from mailer.store.models import BounceKind, utcnow
 from mailer.store.stats import history
 from mailer.store.subscribers import add_subscriber, confirm, subscribe_pending, unsubscribe
+from tests.fixtures.history import report_bounce
 
 
 def month_start(months_back: int, now: datetime) -> datetime:
@@ -44,8 +45,10 @@ def seed(session, settings, now: datetime) -> None:
             for name in steps.get("left", []):
                 unsubscribe(session, subscriber_id=people[name].id, channel="web")
             for n, (name, kind) in enumerate(steps.get("bounces", [])):
-                record(session, settings, Classification(f"<{back}.{n}@mx.example>",
-                                                         (Failure(f"{name}@example.org", kind, "5.1.1"),), ()))
+                report_bounce(session, settings, people[name], kind, f"<{back}.{n}@mx.example>")
+            if back == 1:  # a report about no message of ours (maybe forged) changes nothing, and is not counted
+                record(session, settings, Classification("<forged@mx.example>",
+                                                         (Failure("a@example.org", BounceKind.permanent, "5.1.1"),), ()))
             session.commit()
 
 

@@ -120,9 +120,8 @@ def seed_year(db, settings, now) -> None:
     """The YEAR through the store's own services, each month at its own time."""
     import time_machine
 
-    from mailer.bounces.classify import Classification, Failure
-    from mailer.bounces.policy import record
     from mailer.store.models import BounceKind
+    from tests.fixtures.history import report_bounce
 
     for back, (joined, left, bounces, complaints) in zip(range(11, -1, -1), YEAR, strict=True):
         year, month = divmod(now.year * 12 + now.month - 1 - back, 12)
@@ -133,8 +132,7 @@ def seed_year(db, settings, now) -> None:
             failures = [(BounceKind.permanent, p) for p in people[left:left + bounces]]
             failures += [(BounceKind.complaint, p) for p in people[left + bounces:left + bounces + complaints]]
             for n, (kind, person) in enumerate(failures):
-                record(db, settings, Classification(f"<{back}.{n}@mx.example>",
-                                                    (Failure(person.email, kind, "550 5.1.1"),), ()))
+                report_bounce(db, settings, person, kind, f"<{back}.{n}@mx.example>")
             db.commit()
 
 

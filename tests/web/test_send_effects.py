@@ -3,12 +3,14 @@ are counted on the issue that caused them, by language (`mailer sends show`)."""
 
 from __future__ import annotations
 
+import mailbox
 import re
 from email.message import EmailMessage
 
 import pytest
 from sqlalchemy import select
 
+from mailer.bounces import process_mailbox
 from mailer.bounces.classify import Classification, Failure
 from mailer.bounces.policy import record
 from mailer.cli.common import console
@@ -110,3 +112,13 @@ def test_sends_show_prints_what_the_issue_did(client, settings, db, sent, monkey
     assert rows["delivered"] == ["1", "1", "1", "3"]
     assert rows["left: one-click"] == ["0", "1", "0", "1"]
     assert rows["bounced: hard"] == ["0", "0", "0", "0"]
+
+
+def test_an_unsubscribe_by_email_is_counted_on_its_send(settings, db, sent, workdir):
+    mailto = re.search(r"<mailto:([^?>]+)", message_to(settings, "cadi@example.org")["List-Unsubscribe"]).group(1)  # type: ignore[union-attr]
+    box = mailbox.Maildir(workdir / "Maildir", create=True)
+    box.add(f"From: Cadi <cadi@example.org>\nTo: <{mailto}>\nSubject: unsubscribe\nMessage-ID: <u1@example.org>\n"
+            f"Date: Wed, 02 Dec 2026 09:00:00 +0000\nContent-Type: text/plain\n\nunsubscribe\n".encode())
+    box.close()
+    assert process_mailbox(settings, str(workdir / "Maildir")).unsubscribed == 1
+    assert send_effects(db, send_id=sent).counts["left: by email"] == {"both": 1}

@@ -39,16 +39,21 @@ language_option = click.option("--language", "languages", multiple=True, type=cl
 @topic_option
 @language_option
 @click.option("--yes", "-y", is_flag=True, help="Do not ask before sending.")
+@click.option("--again", is_flag=True, help="Send an issue that already has a send (any but a cancelled one) once more.")
 @click.option("--test", "test_addresses", multiple=True, metavar="ADDRESS",
               help='Send a copy marked "[TEST]" to ADDRESS instead (repeat); records nothing.')
 @click.option("--resume", "resume_id", type=int, metavar="SEND_ID", help="Continue an interrupted or paused send.")
 @insecure_links_option
-def send(issue_path: Path | None, topics: tuple[str, ...], languages: tuple[str, ...], yes: bool,
+def send(issue_path: Path | None, topics: tuple[str, ...], languages: tuple[str, ...], yes: bool, again: bool,
          test_addresses: tuple[str, ...], resume_id: int | None, allow_insecure_links: bool) -> None:
     """Send ISSUE to its audience, each subscriber exactly once.
 
-    Shows how many subscribers it will reach and asks first (unless --yes). Ctrl-C
-    stops after the message in flight; `mailer send --resume SEND_ID` continues.
+    Shows how many subscribers it will reach and asks first (unless --yes). An
+    issue that was sent (or is scheduled) already is refused, naming that send,
+    unless --again. Ctrl-C stops after the message in flight; `mailer send
+    --resume SEND_ID` continues.
+
+    Example: mailer send issues/2026-12-news.yaml --topic news
     """
     require_usable_links(settings(), allow_insecure_links=allow_insecure_links)
     if resume_id is not None:
@@ -66,12 +71,14 @@ def send(issue_path: Path | None, topics: tuple[str, ...], languages: tuple[str,
 
     from mailer.content import load_issue
     from mailer.delivery.dkim import signer_for
+    from mailer.delivery.once import check_repeat
     from mailer.delivery.sends import audience_size, check_audience, create_send
 
     issue = load_issue(issue_path)
     signer_for(settings())  # a bad DKIM key is refused before a send is created
     topics = topics or tuple(issue.topics)
     with session() as db:
+        earlier = check_repeat(db, settings=settings(), slug=issue.slug, again=again)
         check_audience(db, topics, languages)
         size = audience_size(db, topics=topics, languages=languages)
         subscribers = f"{size} subscriber{'s' if size != 1 else ''}"
@@ -79,8 +86,11 @@ def send(issue_path: Path | None, topics: tuple[str, ...], languages: tuple[str,
                       f"(topics: {', '.join(topics) or 'all'}; languages: {', '.join(languages) or 'all'})")
         if size == 0:
             raise SendError("nobody to send to: no active subscriber matches those topics and languages")
+        if earlier:
+            console.print(f"Note: {earlier}.", markup=False, highlight=False)
         if not yes:
-            click.confirm(f"Send it to {subscribers} now?", abort=True)
+            question = f"{earlier}. Send it again to {subscribers} now?" if earlier else f"Send it to {subscribers} now?"
+            click.confirm(question, abort=True)
         created = create_send(db, settings=settings(), issue_path=issue_path, topics=topics, languages=languages)
     console.print(f"Send {created.id}: {created.title}")
     _deliver(created.id)

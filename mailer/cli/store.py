@@ -17,7 +17,7 @@ from mailer.cli.send import insecure_links_option
 from mailer.errors import DatabaseOutOfDate, StoreError
 from mailer.publiclinks import require_usable_links
 from mailer.store import db as store_db
-from mailer.store.csvio import LineResult, Outcome, export_csv, import_csv, split_topics
+from mailer.store.csvio import ImportReport, LineResult, Outcome, export_csv, import_csv, split_topics
 from mailer.store.models import Event, Language, Subscriber, SubscriberStatus, SubscriberTopic
 from mailer.store.stats import list_stats
 from mailer.store.subscribers import REMEMBERED, add_subscriber, forget, require_by_email, unsubscribe
@@ -28,6 +28,7 @@ from mailer.store.topics import (
     list_topics,
     remove_topic,
     resolve_topics,
+    set_flags,
     topic_names,
     topics_by_subscriber,
 )
@@ -103,6 +104,10 @@ def topics() -> None:
     """Topics: the named lists (news, events...) subscribers choose from."""
 
 
+def _flags(default: bool, public: bool) -> str:
+    return ", ".join(["default"] * default + ["public" if public else "private"])
+
+
 def _topic_texts(command: Callable[..., None]) -> Callable[..., None]:
     """What readers see of a topic, in English (or for every language) and in Welsh."""
     for option in reversed([
@@ -118,38 +123,49 @@ def _topic_texts(command: Callable[..., None]) -> Callable[..., None]:
 @topics.command("add")
 @click.argument("name")
 @_topic_texts
-def topics_add(name: str, **texts: str | None) -> None:
-    """Add a topic, with what readers see of it in each language.
+@click.option("--default", "default", is_flag=True,
+              help="Every new subscriber joins it (web form, `subscribers add`, import); ticked on the subscribe page.")
+@click.option("--public/--private", "public", default=True, show_default=True,
+              help="Offered on the subscribe and preferences pages, or kept for editors (a test list).")
+def topics_add(name: str, default: bool, public: bool, **texts: str | None) -> None:
+    """Add a topic, with its flags and what readers see of it in each language.
 
-    Example: mailer topics add events --label Events --label-cy Digwyddiadau
+    Example: mailer topics add news --default --label News --label-cy Newyddion
     """
     with session() as db_session:
-        add_topic(db_session, name=name, **{field: text or "" for field, text in texts.items()})
+        add_topic(db_session, name=name, default=default, public=public,
+                  **{field: text or "" for field, text in texts.items()})
         db_session.commit()
-    click.echo(f"Added topic {name}.")
+    click.echo(f"Added topic {name} ({_flags(default, public)}).")
 
 
 @topics.command("edit")
 @click.argument("name")
 @_topic_texts
-def topics_edit(name: str, **texts: str | None) -> None:
-    """Change what readers see of a topic; options not given stay as they are ("" empties one).
+@click.option("--default/--no-default", "default", default=None, help="Whether new subscribers join it.")
+@click.option("--public/--private", "public", default=None, help="Whether the pages offer it.")
+def topics_edit(name: str, default: bool | None, public: bool | None, **texts: str | None) -> None:
+    """Change a topic: its flags, and what readers see of it; options not given stay as they are ("" empties a text).
 
-    Example: mailer topics edit events --label-cy Digwyddiadau --description-cy "Cyfarfodydd a gweithdai"
+    Memberships stay as they are: a topic made default acts on new subscribers.
+
+    Example: mailer topics edit news --default --label-cy Newyddion
     """
     with session() as db_session:
-        edit_topic(db_session, name=name, **texts)
+        topic = edit_topic(db_session, name=name, **texts)
+        set_flags(db_session, name=name, default=default, public=public)
         db_session.commit()
-    click.echo(f"Changed topic {name}.")
+    click.echo(f"Changed topic {name} ({_flags(topic.is_default, topic.public)}).")
 
 
 @topics.command("list")
 def topics_list() -> None:
-    """List topics with their number of active subscribers and what readers see, in English and Welsh."""
-    table = Table("topic", "active", "label", "label (cy)", "description", "description (cy)")
+    """List topics: flags, number of active subscribers, and what readers see in English and Welsh."""
+    table = Table("topic", "default", "public", "active", "label", "label (cy)", "description", "description (cy)")
     with session() as db_session:
         for topic, count in list_topics(db_session):
-            table.add_row(topic.name, str(count), *(Text(getattr(topic, field)) for field in TOPIC_TEXTS))
+            table.add_row(topic.name, "yes" if topic.is_default else "no", "yes" if topic.public else "no",
+                          str(count), *(Text(getattr(topic, field)) for field in TOPIC_TEXTS))
     console.print(table)
 
 
@@ -178,15 +194,16 @@ subscribers.add_command(topics)
 @subscribers.command()
 @click.argument("email")
 @click.option("--name", default="", help="Their name, as they write it.")
-@click.option("--topic", "topic_names_", multiple=True, help="A topic to subscribe to (repeat, or separate with commas).")
+@click.option("--topic", "topic_names_", multiple=True,
+              help="A topic to subscribe to, besides the default topics (repeat, or separate with commas).")
 @click.option("--language", type=LANGUAGES, default=None, help="en, cy or both (default: the settings' default_language).")
 @click.option("--welcome", is_flag=True, help="Send them the welcome email (welcome_issue), as after a confirmation.")
 @insecure_links_option
 def add(email: str, name: str, topic_names_: tuple[str, ...], language: str | None, welcome: bool,
         allow_insecure_links: bool) -> None:
-    """Add an active subscriber whose consent you already have.
+    """Add an active subscriber whose consent you already have; they join the default topics too.
 
-    Example: mailer subscribers add nia@example.org --name Nia --language cy --welcome
+    Example: mailer subscribers add gwen@example.org --name "Gwenllïan ap Rhys" --language cy --welcome
     """
     wanted = [topic for option in topic_names_ for topic in split_topics(option)]
     if welcome:
@@ -202,8 +219,9 @@ def add(email: str, name: str, topic_names_: tuple[str, ...], language: str | No
             from mailer.delivery.welcome import add_reader
 
             welcomed = add_reader(db_session, send_id=welcome_send, subscriber_id=subscriber.id)  # commits both
+        joined = topic_names(db_session, subscriber.id)
         db_session.commit()
-    click.echo(f"Added {subscriber.email} ({subscriber.language}; topics: {', '.join(wanted) or 'none'}).")
+    click.echo(f"Added {subscriber.email} ({subscriber.language}; topics: {', '.join(joined) or 'none'}).")
     if welcomed:
         from mailer.delivery.welcome import deliver_queued
 
@@ -303,13 +321,44 @@ def remove(email: str) -> None:
 @subscribers.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--dry-run", is_flag=True, help="Show what would happen; write nothing.")
-@click.option("--resubscribe", is_flag=True, help="Re-activate people who unsubscribed, bounced or complained.")
+@click.option("--resubscribe", is_flag=True,
+              help="Re-activate people who unsubscribed, bounced or complained (not on rows whose status says so).")
+@click.option("--create-topics", is_flag=True, help="Create the topics the file names that do not exist yet.")
+@click.option("--suppress", is_flag=True, help="FILE is a bare list of addresses that must never be mailed.")
 @click.option("--language", type=LANGUAGES, default=None, help="For rows without one (default: the settings' default_language).")
 @click.option("--consent", default=None, help="The consent these people gave, kept with each (default: 'imported from FILE').")
 @click.option("-q", "--quiet", is_flag=True, help="Report only rejected lines and the totals.")
-def import_(file: Path, dry_run: bool, resubscribe: bool, language: str | None, consent: str | None, quiet: bool) -> None:
-    """Import subscribers from a CSV file (columns email, name, language, topics), all or nothing."""
+def import_(file: Path, dry_run: bool, resubscribe: bool, create_topics: bool, suppress: bool, language: str | None,
+            consent: str | None, quiet: bool) -> None:
+    """Import subscribers from a CSV file, all or nothing.
 
+    Columns: email, name, language, topics, status, source, consent (an export's
+    dates too); Mailchimp and listmonk exports are read as well. A status of
+    unsubscribed, bounced or complained is kept: such people are never mailed.
+
+    Example: mailer subscribers import members.csv --dry-run
+    """
+    _import(file, dry_run=dry_run, resubscribe=resubscribe, create_topics=create_topics, suppress=suppress,
+            language=language, consent=consent, quiet=quiet)
+
+
+@subscribers.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Show what would happen; write nothing.")
+@click.option("-q", "--quiet", is_flag=True, help="Report only rejected lines and the totals.")
+def suppress(file: Path, dry_run: bool, quiet: bool) -> None:
+    """Never mail the addresses in FILE (one a line): the same as `import --suppress`.
+
+    New addresses are kept as unsubscribed, so no later import adds them; subscribers are unsubscribed.
+
+    Example: mailer subscribers suppress do-not-mail.txt
+    """
+    _import(file, dry_run=dry_run, resubscribe=False, create_topics=False, suppress=True, language=None,
+            consent=None, quiet=quiet)
+
+
+def _import(file: Path, *, dry_run: bool, resubscribe: bool, create_topics: bool, suppress: bool,
+            language: str | None, consent: str | None, quiet: bool) -> None:
     def report(result: LineResult) -> None:
         if quiet and result.outcome != Outcome.rejected:
             return
@@ -320,14 +369,25 @@ def import_(file: Path, dry_run: bool, resubscribe: bool, language: str | None, 
     with session() as db_session:
         summary = import_csv(
             db_session, path=file, default_language=language or settings().default_language,
-            resubscribe=resubscribe, consent_text=consent or f"imported from {file.name}",
-            salts=_secret_keys(), on_line=report,
+            resubscribe=resubscribe, create_topics=create_topics, suppress=suppress,
+            consent_text=consent or f"imported from {file.name}", salts=_secret_keys(), on_line=report,
         )
         if dry_run:
             db_session.rollback()
         else:
             db_session.commit()
+    _notes(file, summary)
     click.echo(f"{'Dry run, nothing written: ' if dry_run else ''}{summary}.")
+
+
+def _notes(file: Path, summary: ImportReport) -> None:
+    """What was decided for the file as a whole: whose export it is, columns read past, topics created."""
+    if summary.kind != "mailer":
+        click.echo(f"{file}: read as a {summary.kind}.")
+    if summary.read_past:
+        click.echo(f"{file}: columns read past: {', '.join(summary.read_past)}.")
+    if summary.created_topics:
+        click.echo(f"Created topic{'s' * (len(summary.created_topics) > 1)} {', '.join(summary.created_topics)}.")
 
 
 @subscribers.command()

@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 
 from pydantic import NaiveDatetime
-from sqlalchemy import Boolean, Column, Index, LargeBinary, String, Text, UniqueConstraint, true
+from sqlalchemy import Boolean, Column, Index, LargeBinary, String, Text, UniqueConstraint, false, true
 from sqlmodel import Field, SQLModel
 
 
@@ -88,6 +88,10 @@ class Topic(SQLModel, table=True):
     name: str = Field(max_length=64, unique=True)
     description: str = ""
     created_at: NaiveDatetime = Field(default_factory=utcnow)
+    # New subscribers join the default topics, from any channel (form, `subscribers add`, import).
+    is_default: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
+    # Only public topics are offered on the subscribe and preferences pages.
+    public: bool = Field(default=True, sa_column_kwargs={"server_default": true()})
     # What readers see, per language: the English (or only) text, and the Welsh one.
     label: str = Field(default="", max_length=200)
     label_cy: str = Field(default="", max_length=200)
@@ -123,6 +127,23 @@ class Subscriber(SQLModel, table=True):
     created_at: NaiveDatetime = Field(default_factory=utcnow)
     confirmed_at: NaiveDatetime | None = None
     status_changed_at: NaiveDatetime = Field(default_factory=utcnow)
+
+
+class SubscribeRequest(SQLModel, table=True):
+    """What someone asked for on the subscribe form, kept apart until the emailed link confirms it.
+
+    A request changes nothing about the subscriber it names: `confirm` applies it. One per
+    subscriber; a later request replaces an earlier one.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    subscriber_id: int = Field(foreign_key="subscriber.id", unique=True, ondelete="CASCADE")
+    name: str = Field(default="", max_length=200)
+    language: Language = Field(default=Language.en, sa_type=String(8))
+    topics: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))  # comma-separated
+    source: str = Field(default="", max_length=64)
+    consent_text: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    created_at: NaiveDatetime = Field(default_factory=utcnow)
 
 
 class Event(SQLModel, table=True):

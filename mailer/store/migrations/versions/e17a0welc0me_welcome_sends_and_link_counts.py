@@ -1,7 +1,7 @@
 """welcome sends and link counts
 
 Revision ID: e17a0welc0me
-Revises: b0c14e5a7d21
+Revises: a11f1a65e0b1
 Create Date: 2026-12-02 06:13:49.504765
 
 """
@@ -13,7 +13,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision: str = 'e17a0welc0me'
-down_revision: str | Sequence[str] | None = 'b0c14e5a7d21'
+down_revision: str | Sequence[str] | None = 'a11f1a65e0b1'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -172,8 +172,9 @@ def _confirmation(request: Request, db: Session, subscriber: Subscriber, *, retr
     context = {"subscriber": subscriber, "retry": retry, "welcoming": welcoming,
                "csrf": ctx.forms.make("confirm", subscriber.id),
                "preferences_url": preferences_url(ctx.settings, subscriber.id) if first_use else None}
-    return ctx.pages.render(request, ctx.pages.language(request, subscriber.language), template, context,
-                            status=400 if retry else 200)
+    waiting = subscribers.open_request(db, subscriber_id=subscriber.id)  # its language is the one they chose
+    language = ctx.pages.language(request, waiting.language if waiting else subscriber.language)
+    return ctx.pages.render(request, language, template, context, status=400 if retry else 200)
 
 
 def _form(request: Request, db: Session, chosen: dict, *, retry: bool = False,

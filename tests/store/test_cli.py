@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -170,7 +171,7 @@ def test_export_to_stdout_and_to_a_file_for_spreadsheets(cli, workdir):
     assert [(row["email"], row["name"], row["topics"], row["status"]) for row in rows] == [
         ("sian@example.org", "Siân ŵŷ", "news", "active")]
     path = workdir / "out.csv"
-    assert cli("subscribers", "export", str(path)).stderr == f"Exported 1 subscribers to {path}.\n"
+    assert cli("subscribers", "export", str(path)).stderr == f"Exported 1 subscriber to {path}.\n"
     assert path.read_bytes().startswith(b"\xef\xbb\xbfemail,name,language,topics,status")
 
 
@@ -192,6 +193,6 @@ def test_stats(cli):
     cli("subscribers", "add", "b@example.org")
     cli("subscribers", "remove", "b@example.org")
     output = cli("subscribers", "stats", "--months", "3").output
-    assert "│ active       │ 1" in output and "│ unsubscribed │ 1" in output
-    assert "│ news           │ 1" in output and "│ cy                │ 1" in output
+    for label in ("active", "unsubscribed", "news", "cy"):
+        assert re.search(rf"^{label}\s+1\b", output, re.M), label
     assert "Growth" in output and "+1" in output  # one joined... and one left this month: 2 - 1

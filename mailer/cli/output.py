@@ -1,0 +1,106 @@
+"""Everything a command prints goes through here: outside text shown as text, tables that fit.
+
+Names, addresses, titles and diagnostics come from outside (a form, a CSV file, a
+bounce). Printed raw, `[/]` crashes rich's markup parser, `[link=...]` hides a
+hyperlink, and an ANSI escape or a control character rewrites the terminal. So the
+console here never reads markup or emoji codes, and every string it renders has its
+control characters shown as escapes (`\\x1b`). Only `styled()` adds colour, to our
+own words. Rich itself is imported on first output, so `--help` stays quick.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+# C0 and C1 control characters and DEL, the bidirectional overrides (which reorder
+# what the terminal shows) and the Unicode line separators.
+_OTHER_UNSAFE = "\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+_CONTROL = re.compile(f"[\x00-\x1f{_OTHER_UNSAFE}]")
+_CONTROL_BUT_LINES = re.compile(f"[\x00-\x08\x0b-\x1f{_OTHER_UNSAFE}]")  # keeps tab and newline
+KB = 1024
+_consoles: dict[bool, Console] = {}
+
+
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(match: re.Match[str]) -> str:
+    character = match.group()
+    code = ord(character)
+    return _NAMED.get(character) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+
+
+def safe(value: object) -> str:
+    """A value from outside as one printable line: every control character shown as an escape."""
+    return _CONTROL.sub(_escape, str(value))
+
+
+def printable(text: str) -> str:
+    """Text for the terminal: control characters shown as escapes, except tabs and line breaks."""
+    return _CONTROL_BUT_LINES.sub(_escape, text)
+
+
+def size(n_bytes: int) -> str:
+    """A file or message size, the same way everywhere: `23.7 KB`."""
+    return f"{n_bytes / KB:.1f} KB"
+
+
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """`1 subscriber`, `2 subscribers`."""
+    return f"{count} {noun if count == 1 else nouns or noun + 's'}"
+
+
+def get_console(*, err: bool = False) -> Console:
+    """The console for standard output (or error), made on first use: importing rich takes a tenth of a second."""
+    if err not in _consoles:
+        from rich.console import Console
+
+        class PlainConsole(Console):
+            """A console that never reads markup, emoji codes or control characters in strings."""
+
+            def render_str(self, text: str, **options: Any) -> Text:
+                options.update(markup=False, emoji=False, highlight=False)
+                return super().render_str(printable(text), **options)
+
+        _consoles[err] = PlainConsole(stderr=err, markup=False, emoji=False, highlight=False)
+    return _consoles[err]
+
+
+def echo(*parts: object, err: bool = False) -> None:
+    """Print one message: strings (ours, with values from outside in them) and `styled()` parts.
+
+    Strings are never read as markup, their control characters are shown as escapes,
+    and long lines are not wrapped (a path or a URL stays whole for copying).
+    """
+    get_console(err=err).print(*parts, soft_wrap=True)
+
+
+def styled(text: object, style: str) -> Text:
+    """`text` in a style (e.g. "red", "bold"), for echo() and table cells."""
+    from rich.text import Text
+
+    return Text(safe(text), style=style)
+
+
+def table(*columns: str, title: str | None = None, wrap: tuple[str, ...] = ()) -> Table:
+    """A table that stays readable at 80 columns.
+
+    Columns named in `wrap` (addresses, names, titles) fold onto more lines when
+    space runs out; the others (IDs, dates, counts, statuses) are never cut.
+    """
+    from rich import box
+    from rich.table import Column, Table
+
+    return Table(*(Column(name, overflow="fold") if name in wrap else Column(name, no_wrap=True) for name in columns),
+                 title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+
+
+def show(renderable: Any) -> None:
+    """Print a table or other rich renderable built here."""
+    get_console().print(renderable)

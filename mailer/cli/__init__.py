@@ -27,7 +27,7 @@ COMMANDS = {
     "topics": ("mailer.cli.store:topics", "Topics: the named lists (news, events...) subscribers choose from."),
     "send": ("mailer.cli.send:send", "Send ISSUE to its audience, each subscriber exactly once."),
     "sends": ("mailer.cli.send:sends", "Look at and control sends."),
-    "worker": ("mailer.cli.send:worker", "Help send with PostgreSQL: claim batches of any send in progress."),
+    "worker": ("mailer.cli.send:worker", "Help send with PostgreSQL: claim batches of any send in progress (run several, anywhere)."),
     "dkim": ("mailer.cli.send:dkim", "DKIM signing keys."),
     "schedule": ("mailer.cli.schedule:schedule", "Send an issue at a set time, and manage what is scheduled."),
     "run": ("mailer.cli.schedule:run", "Run the scheduler until stopped (and serve the subscriber pages)."),

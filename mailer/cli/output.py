@@ -11,6 +11,8 @@ own words. Rich itself is imported on first output, so `--help` stays quick.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -88,17 +90,40 @@ def styled(text: object, style: str) -> Text:
     return Text(safe(text), style=style)
 
 
-def table(*columns: str, title: str | None = None, wrap: tuple[str, ...] = ()) -> Table:
-    """A table that stays readable at 80 columns.
+@cache
+def _safe_table() -> type[Table]:
+    from rich.table import Table
 
-    Columns named in `wrap` (addresses, names, titles) fold onto more lines when
-    space runs out; the others (IDs, dates, counts, statuses) are never cut.
+    class SafeTable(Table):
+        """A table whose text cells are values from outside, each shown with `safe()`."""
+
+        def add_row(self, *cells: Any, **options: Any) -> None:
+            super().add_row(*(safe(cell) if isinstance(cell, str) else cell for cell in cells), **options)
+
+    return SafeTable
+
+
+def table(*columns: str, title: str | None = None, wrap: tuple[str, ...] = ()) -> Table:
+    """A table that stays readable at 80 columns, each cell one value shown with `safe()`.
+
+    Columns named in `wrap` (names, titles, descriptions) wrap onto more lines when
+    space runs out; the others (IDs, addresses, dates, counts, statuses) are never cut.
     """
     from rich import box
-    from rich.table import Column, Table
+    from rich.table import Column
 
-    return Table(*(Column(name, overflow="fold") if name in wrap else Column(name, no_wrap=True) for name in columns),
-                 title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    return _safe_table()(*(Column(name, overflow="fold") if name in wrap else Column(name, no_wrap=True) for name in columns),
+                         title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+
+
+def fields(rows: Iterable[tuple[str, str]]) -> Table:
+    """Labels and their values in two columns without lines, e.g. one subscriber's details."""
+    grid = _safe_table().grid(padding=(0, 2))
+    grid.add_column(no_wrap=True)
+    grid.add_column(overflow="fold")
+    for label, value in rows:
+        grid.add_row(label, value)
+    return grid
 
 
 def show(renderable: Any) -> None:

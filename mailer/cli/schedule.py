@@ -12,6 +12,7 @@ import click
 
 from mailer.cli import output
 from mailer.cli.common import (
+    Command,
     Group,
     at_option,
     command,
@@ -32,6 +33,7 @@ if TYPE_CHECKING:  # the scheduler and the store are imported only by commands t
     from mailer.store.models import Send
 
 ISSUE_COMMAND = "issue"  # the hidden command behind `mailer schedule ISSUE --at WHEN`
+ISSUE_USAGE = "ISSUE --at WHEN [OPTIONS]"
 
 
 class ScheduleGroup(Group):
@@ -46,13 +48,24 @@ class ScheduleGroup(Group):
             args = [ISSUE_COMMAND, *args]
         return super().parse_args(ctx, args)
 
+    def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        formatter.write_usage(ctx.command_path, ISSUE_USAGE)
+        formatter.write_usage(ctx.command_path, "COMMAND [ARGS]...", prefix="   or: ")
+
     def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         scheduling = self.commands[ISSUE_COMMAND]
-        rows = [record for param in scheduling.get_params(ctx)
-                if param.name != "help" and (record := param.get_help_record(ctx)) is not None]
+        rows = [record for param in scheduling.params
+                if isinstance(param, click.Option) and (record := param.get_help_record(ctx)) is not None]
         with formatter.section("Options for scheduling ISSUE"):
             formatter.write_dl(rows)
         super().format_options(ctx, formatter)
+
+
+class ScheduleIssue(Command):
+    """The hidden command behind `mailer schedule ISSUE --at WHEN`, whose usage is the group's."""
+
+    def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        formatter.write_usage(ctx.parent.command_path if ctx.parent else ctx.command_path, ISSUE_USAGE)
 
 
 def _for_the_issue_command(arg: str) -> bool:
@@ -61,7 +74,7 @@ def _for_the_issue_command(arg: str) -> bool:
     return Path(arg).exists() or arg.endswith((".yaml", ".yml")) or "/" in arg
 
 
-@click.group(cls=ScheduleGroup, subcommand_metavar="ISSUE --at WHEN [OPTIONS] | COMMAND [ARGS]...", examples=[
+@click.group(cls=ScheduleGroup, examples=[
     'mailer schedule issues/2026-12-news.yaml --at "2026-12-01 09:00" --topic news',
     "mailer schedule list",
 ])
@@ -74,7 +87,7 @@ def schedule() -> None:
     """
 
 
-@schedule.command(ISSUE_COMMAND, hidden=True, examples=['mailer schedule issues/2026-12-news.yaml --at "2026-12-01 09:00"'])
+@schedule.command(ISSUE_COMMAND, cls=ScheduleIssue, hidden=True, examples=['mailer schedule issues/2026-12-news.yaml --at "2026-12-01 09:00"'])
 @issue_argument(required=False)
 @at_option()
 @tz_option
@@ -89,7 +102,8 @@ def schedule_issue(issue_path: Path | None, at: str, tz: str | None, topics: tup
 
     if issue_path is None:
         raise click.UsageError('say which issue to schedule: mailer schedule ISSUE --at WHEN, '
-                               'e.g. mailer schedule issues/2026-12-news.yaml --at "2026-12-01 09:00"')
+                               'e.g. mailer schedule issues/2026-12-news.yaml --at "2026-12-01 09:00"',
+                               ctx=click.get_current_context().parent)
     with session() as db:
         send, moment = service.schedule_send(db, settings=settings(), issue_path=issue_path, when=parse_wall_time(at), tz=tz,
                                              topics=topics, languages=languages, again=again)
@@ -229,8 +243,11 @@ def recurring_remove(name: str) -> None:
 @command(examples=["mailer run", "mailer run --no-web"])
 @click.option("--no-web", is_flag=True, help="Do not serve the subscriber pages (when `mailer serve` runs them).")
 def run(no_web: bool) -> None:
-    """Run the scheduler until stopped: starts scheduled sends on time, resumes interrupted ones,
-    serves the subscriber pages. SIGTERM finishes the message in flight and leaves the rest queued."""
+    """Run the scheduler until stopped (and serve the subscriber pages).
+
+    Starts scheduled sends on time, resumes interrupted ones, retries, reads bounces.
+    SIGTERM finishes the message in flight and leaves the rest queued.
+    """
     from mailer.schedule.runner import Runner
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%Y-%m-%d %H:%M:%S")
@@ -260,7 +277,7 @@ def _status(send: Send, now: datetime) -> str:
 
     if send.status == SendStatus.scheduled and send.scheduled_at and send.scheduled_at < now:
         return "due"
-    return f"{send.status}\n{send.note}" if send.status == SendStatus.missed and send.note else str(send.status)
+    return f"{send.status}: {send.note}" if send.status == SendStatus.missed and send.note else str(send.status)
 
 
 def _warn_without_runner(db: Session) -> None:

@@ -167,7 +167,6 @@ def add(email: str, name: str, topic_names_: tuple[str, ...], language: str | No
 @click.argument("email", metavar="ADDRESS")
 def show(email: str) -> None:
     """Show one subscriber and their history."""
-    from rich.table import Table
     from sqlalchemy import select
 
     from mailer.store.models import Event
@@ -176,20 +175,18 @@ def show(email: str) -> None:
 
     with session() as db_session:
         subscriber = require_by_email(db_session, email=email)
-        fields = Table.grid(padding=(0, 2))
-        for label, value in [
+        details = output.fields([
             ("email", subscriber.email), ("name", subscriber.name or "-"), ("language", subscriber.language),
             ("status", subscriber.status), ("topics", ", ".join(topic_names(db_session, subscriber.id)) or "-"),
             ("source", subscriber.source or "-"), ("consent", subscriber.consent_text or "-"),
             ("created", _date(subscriber.created_at)), ("confirmed", _date(subscriber.confirmed_at)),
             ("status changed", _date(subscriber.status_changed_at)),
-        ]:
-            fields.add_row(label, value)
+        ])
         history = output.table("when (UTC)", "event", "channel", "send", "detail", title="History", wrap=("detail",))
         events = select(Event).where(Event.subscriber_id == subscriber.id).order_by(Event.created_at, Event.id)
         for event in db_session.scalars(events):
             history.add_row(_date(event.created_at), event.kind, event.channel, str(event.send_id or ""), event.detail)
-    output.show(fields)
+    output.show(details)
     output.show(history)
 
 

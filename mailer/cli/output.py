@@ -26,6 +26,7 @@ _OTHER_UNSAFE = "\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u20
 _CONTROL = re.compile(f"[\x00-\x1f{_OTHER_UNSAFE}]")
 _CONTROL_BUT_LINES = re.compile(f"[\x00-\x08\x0b-\x1f{_OTHER_UNSAFE}]")  # keeps tab and newline
 KB = 1024
+MIN_WRAP = 8  # the narrowest a wrapping column gets before a long address wraps too
 _consoles: dict[bool, Console] = {}
 
 
@@ -113,7 +114,7 @@ def table(*columns: str, title: str | None = None, wrap: tuple[str, ...] = ()) -
     from rich.table import Column
 
     return _safe_table()(*(Column(name, overflow="fold") if name in wrap else Column(name, no_wrap=True) for name in columns),
-                         title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+                         title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
 
 
 def fields(rows: Iterable[tuple[str, str]]) -> Table:
@@ -127,5 +128,42 @@ def fields(rows: Iterable[tuple[str, str]]) -> Table:
 
 
 def show(renderable: Any) -> None:
-    """Print a table or other rich renderable built here."""
-    get_console().print(renderable)
+    """Print a table (fitted to the terminal's width) or another rich renderable built here."""
+    console = get_console()
+    if isinstance(renderable, _safe_table()):
+        fit(renderable, console.width)
+    console.print(renderable)
+
+
+def fit(table: Table, width: int) -> None:
+    """Give the wrapping columns the room the others leave, so nothing is cut.
+
+    Rich's own layout shrinks every column evenly when space runs short, which cuts
+    dates (`2026-12-…`) and breaks short addresses. Here the columns that must stay
+    whole keep their width and the wrapping ones share the rest, narrowest needs
+    first. Only when that would leave them under `MIN_WRAP` each does the widest
+    whole column (a very long address) wrap too, with every character still shown.
+    """
+    from rich.cells import cell_len
+
+    columns = table.columns
+    gaps = table._extra_width + sum(table._get_padding_width(index) for index in range(len(columns)))  # rich's own sums
+    natural = [max(cell_len(line) for text in (column.header, *column.cells) for line in str(text).splitlines() or [""])
+               for column in columns]
+    if sum(natural) + gaps <= width:
+        return
+    wrapping = [index for index, column in enumerate(columns) if not column.no_wrap]
+    whole = [index for index in range(len(columns)) if index not in wrapping]
+    room = width - gaps - sum(natural[index] for index in whole)
+    # a wrapping column needs its longest word, or MIN_WRAP if that is longer
+    wanted = sum(min(MIN_WRAP, max((cell_len(word) for text in (column.header, *column.cells) for word in str(text).split()),
+                                   default=1))
+                 for column in (columns[index] for index in wrapping))
+    if room < wanted and whole:
+        widest = max(whole, key=natural.__getitem__)
+        columns[widest].no_wrap, columns[widest].overflow = False, "fold"
+        columns[widest].width = max(MIN_WRAP, natural[widest] - (wanted - room))
+        room -= columns[widest].width - natural[widest]
+    for done, index in enumerate(sorted(wrapping, key=natural.__getitem__)):
+        columns[index].width = max(1, min(natural[index], room // (len(wrapping) - done)))
+        room -= columns[index].width

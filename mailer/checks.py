@@ -41,8 +41,6 @@ def run_checks(settings: Settings) -> Iterator[Check]:
 
 def check_database(settings: Settings) -> Check:
     """The database answers and its schema is current; a missing SQLite file is not created."""
-    from sqlalchemy.exc import SQLAlchemyError
-
     from mailer.store.db import make_engine, require_current
 
     url = settings.database_url
@@ -56,10 +54,7 @@ def check_database(settings: Settings) -> Check:
             require_current(engine)
         finally:
             engine.dispose()
-    except SQLAlchemyError as exc:
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        return Check("database", Status.failed, f"cannot use {without_password(url)}: {reason}")
-    except MailerError as exc:
+    except MailerError as exc:  # unreachable, unreadable, or a schema behind the code
         return Check("database", Status.failed, str(exc))
     return Check("database", Status.ok, f"{without_password(url)} answers, schema up to date")
 

@@ -184,12 +184,12 @@ class SettingsFile(TomlConfigSettingsSource):
 
     def __call__(self) -> dict[str, Any]:
         values = super().__call__()
-        defaults = {key: self.settings_cls.model_fields[key].default for key in PATH_SETTINGS}
+        paths = {key: resolve_path(key, values.get(key, self.settings_cls.model_fields[key].default), self.folder)
+                 for key in PATH_SETTINGS}
         local = self.folder / "templates"
-        if (local / "email").is_dir():
-            defaults["templates_dir"] = str(local)
-        return {**values, **{key: resolve_path(key, values.get(key, default), self.folder)
-                             for key, default in defaults.items()}}
+        if not paths["templates_dir"] and (local / "email").is_dir():
+            paths["templates_dir"] = str(local)
+        return {**values, **paths}
 
 
 @contextmanager

@@ -15,6 +15,8 @@ from collections.abc import Iterable
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
+import click
+
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
@@ -79,9 +81,14 @@ def echo(*parts: object, err: bool = False) -> None:
     """Print one message: strings (ours, with values from outside in them) and `styled()` parts.
 
     Strings are never read as markup, their control characters are shown as escapes,
-    and long lines are not wrapped (a path or a URL stays whole for copying).
+    and long lines are not wrapped (a path or a URL stays whole for copying). Plain
+    strings go out through click, so a command that prints no table or colour never
+    imports rich.
     """
-    get_console(err=err).print(*parts, soft_wrap=True)
+    if all(isinstance(part, str) for part in parts):
+        click.echo(printable(" ".join(parts)), err=err)  # type: ignore[arg-type]
+    else:
+        get_console(err=err).print(*parts, soft_wrap=True)
 
 
 def styled(text: object, style: str) -> Text:

@@ -6,7 +6,6 @@ key on disk) and says what it found in one line; nothing is written or sent.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
@@ -78,30 +77,16 @@ def check_delivery(settings: Settings) -> Check:
                  f"{settings.smtp_host}:{settings.smtp_port} ({settings.smtp_security}{login}): {greeting}")
 
 
-def base_url_problems(url: str) -> list[str]:
-    """Why links starting with `url` would not work for readers (empty when they would)."""
-    parts = urlsplit(url)
-    problems = []
-    if parts.scheme != "https":
-        problems.append("is not https:// (mail providers' one-click unsubscribe, RFC 8058, needs https)")
-    host = parts.hostname or ""
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        if host == "localhost" or host.endswith((".localhost", ".local", ".internal")):
-            problems.append(f"names {host}, which readers cannot reach")
-        elif host.endswith(SAMPLE_DOMAINS):
-            problems.append(f"is still the sample's {host}")
-    else:
-        if not address.is_global:
-            problems.append(f"is {host}, a loopback or private address readers cannot reach")
-    return problems
-
-
 def check_base_url(settings: Settings) -> Check:
-    problems = base_url_problems(settings.base_url)
-    if problems:
-        return Check("base_url", Status.warning, f"{settings.base_url} " + "; ".join(problems))
+    """Links readers can open: the same test that makes a send refuse (`mailer.publiclinks`)."""
+    from mailer.publiclinks import base_url_problem
+
+    problem = base_url_problem(settings.base_url)
+    host = urlsplit(settings.base_url).hostname or ""
+    if problem is None and host.endswith(SAMPLE_DOMAINS):
+        problem = f"base_url is {settings.base_url!r}, still the sample's {host}"
+    if problem:
+        return Check("base_url", Status.warning, problem)
     return Check("base_url", Status.ok, f"links start with {settings.base_url}")
 
 

@@ -12,6 +12,7 @@ working folder, as a shell user expects.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from collections.abc import Iterator
@@ -101,6 +102,8 @@ class Settings(BaseSettings):
     default_language: Literal["en", "cy"] = "en"
     bilingual_first: Literal["en", "cy"] = "cy"
     timezone: str = "Europe/London"
+    # Images from the editor's folder, resized for email; served by `mailer serve` at base_url/media/.
+    media_dir: str = "media"
     # Delivery: an empty smtp_host writes messages to outbox_dir instead.
     smtp_host: str = ""
     smtp_port: int = Field(default=587, ge=1, le=65535)
@@ -120,6 +123,7 @@ class Settings(BaseSettings):
     # Web pages (`mailer serve`, and `mailer run`).
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=8000, ge=1, le=65535)
+    trusted_proxies: list[str] = []
     # Scheduler (`mailer run`).
     schedule_grace_hours: float = Field(default=6.0, ge=0)
     # Bounces.
@@ -150,6 +154,16 @@ class Settings(BaseSettings):
             raise ValueError("must start with https:// (or http:// for local testing)")
         return value.rstrip("/")
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network, e.g. 127.0.0.1 or 10.0.0.0/8") from None
+        return value
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -164,6 +178,10 @@ class Settings(BaseSettings):
     @cached_property
     def sender_domain(self) -> str:
         return self.sender_address.rpartition("@")[2]
+
+    @cached_property
+    def media_path(self) -> Path:
+        return Path(self.media_dir)
 
     @cached_property
     def templates_path(self) -> Path:
@@ -284,4 +302,6 @@ def write_sample(path: Path) -> None:
     if path.exists():
         raise ConfigError(f"{path} already exists; not overwriting it")
     text = SAMPLE_FILE.read_text(encoding="utf-8").replace("@SECRET_KEY@", secrets.token_urlsafe(32))
-    path.write_text(text, encoding="utf-8")
+    # It holds the secret key, and soon the SMTP password: readable by its owner only, from the start.
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", encoding="utf-8") as handle:
+        handle.write(text)

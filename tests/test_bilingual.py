@@ -130,7 +130,7 @@ def test_each_subscriber_gets_their_language(smtp_settings, readers, send_issue)
     assert root_lang(page) == "en" and [lang for lang, _ in blocks(page)] == ["en"]
     assert "The network is funded, and it exists because of you" in page  # the preheader
     for words in ("Dear Tom Jones,", "1 December 2026", "When: Thursday 21 January 2027, 10:00–15:30",
-                  "Unsubscribe: https://", "View in browser: https://"):
+                  "Unsubscribe:\r\nhttps://", "View in browser:\r\nhttps://"):
         assert words in text, words
     assert "Annwyl" not in text + page and TITLES["cy"] not in text + page
 
@@ -140,7 +140,7 @@ def test_each_subscriber_gets_their_language(smtp_settings, readers, send_issue)
     assert root_lang(page) == "cy" and [lang for lang, _ in blocks(page)] == ["cy"]
     assert "Mae'r rhwydwaith wedi'i ariannu" in page  # the preheader
     for words in ("Annwyl Siân Ŵyn Prŷs,", "1 Rhagfyr 2026", "Pryd: Dydd Iau 21 Ionawr 2027, 10:00–15:30",
-                  "Ble: Tŷ Hywel, Bae Caerdydd", "Dad-danysgrifio: https://", "Gweld yn eich porwr: https://"):
+                  "Ble: Tŷ Hywel, Bae Caerdydd", "Dad-danysgrifio:\r\nhttps://", "Gweld yn eich porwr:\r\nhttps://"):
         assert words in text, words
     assert "Dear " not in text + page and "Unsubscribe" not in text + page and TITLES["en"] not in text + page
 
@@ -184,13 +184,13 @@ def test_a_reader_without_a_name_is_greeted_in_each_language(smtp_settings, read
     send_id, _, received = send_issue(smtp_settings)
     text, page = parts(received["anon@example.com"])
     for part in (text, page):
-        assert "Annwyl gyfaill," in part and "Dear friend," in part and "Dear gyfaill" not in part
+        assert "Annwyl ddarllenydd," in part and "Dear reader," in part and "Dear ddarllenydd" not in part
     assert "You subscribed to Newsletter with the address anon@example.com." in text + page
 
     # The web version names nobody: the same greetings, and no "...with the address ." in the footer.
     with TestClient(create_app(smtp_settings, engine=engine), base_url=smtp_settings.base_url) as client:
-        for language, greetings in (("both", ("Annwyl gyfaill,", "Dear friend,")), ("en", ("Dear friend,",)),
-                                    ("cy", ("Annwyl gyfaill,",))):
+        for language, greetings in (("both", ("Annwyl ddarllenydd,", "Dear reader,")), ("en", ("Dear reader,",)),
+                                    ("cy", ("Annwyl ddarllenydd,",))):
             web_version = html.unescape(client.get(f"/archive/{send_id}?lang={language}").text)
             assert all(greeting in web_version for greeting in greetings), language
             assert "with the address" not in web_version and "gyda'r cyfeiriad" not in web_version, language

@@ -142,6 +142,9 @@ topic_option = click.option(
 language_option = click.option(
     "--language", "languages", multiple=True, type=click.Choice(LANGUAGES_OR_BOTH),
     help="Only subscribers who chose this language (repeat; default: all).")
+insecure_links_option = click.option(
+    "--allow-insecure-links", is_flag=True,
+    help="Send even though base_url is http://, loopback or private (links readers cannot use).")
 tz_option = click.option(
     "--tz", metavar="ZONE", help="Time zone of the time given, e.g. Europe/London (default: the timezone setting).")
 

@@ -16,6 +16,7 @@ from mailer.cli.common import (
     Group,
     at_option,
     command,
+    insecure_links_option,
     issue_argument,
     language_option,
     open_store,
@@ -94,9 +95,11 @@ def schedule() -> None:
 @topic_option
 @language_option
 @click.option("--again", is_flag=True, help="Schedule it even though this issue was scheduled or sent before.")
+@insecure_links_option
 def schedule_issue(issue_path: Path | None, at: str, tz: str | None, topics: tuple[str, ...], languages: tuple[str, ...],
-                   again: bool) -> None:
+                   again: bool, allow_insecure_links: bool) -> None:
     """Schedule ISSUE to go out at WHEN."""
+    from mailer.publiclinks import require_usable_links
     from mailer.schedule import service
     from mailer.schedule.times import parse_wall_time
 
@@ -104,6 +107,7 @@ def schedule_issue(issue_path: Path | None, at: str, tz: str | None, topics: tup
         raise click.UsageError('say which issue to schedule: mailer schedule ISSUE --at WHEN, '
                                'e.g. mailer schedule issues/2026-12-news.yaml --at "2026-12-01 09:00"',
                                ctx=click.get_current_context().parent)
+    require_usable_links(settings(), allow_insecure_links=allow_insecure_links)
     with session() as db:
         send, moment = service.schedule_send(db, settings=settings(), issue_path=issue_path, when=parse_wall_time(at), tz=tz,
                                              topics=topics, languages=languages, again=again)
@@ -242,14 +246,17 @@ def recurring_remove(name: str) -> None:
 
 @command(examples=["mailer run", "mailer run --no-web"])
 @click.option("--no-web", is_flag=True, help="Do not serve the subscriber pages (when `mailer serve` runs them).")
-def run(no_web: bool) -> None:
+@insecure_links_option
+def run(no_web: bool, allow_insecure_links: bool) -> None:
     """Run the scheduler until stopped (and serve the subscriber pages).
 
     Starts scheduled sends on time, resumes interrupted ones, retries, reads bounces.
     SIGTERM finishes the message in flight and leaves the rest queued.
     """
+    from mailer.publiclinks import require_usable_links
     from mailer.schedule.runner import Runner
 
+    require_usable_links(settings(), allow_insecure_links=allow_insecure_links)  # before it starts any send
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%Y-%m-%d %H:%M:%S")
     for noisy in ("apscheduler", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -15,6 +15,7 @@ from mailer.cli import output
 from mailer.cli.common import (
     command,
     group,
+    insecure_links_option,
     issue_argument,
     language_option,
     send_id_argument,
@@ -39,13 +40,17 @@ if TYPE_CHECKING:  # the delivery engine is imported only by commands that send
               help='Send a copy marked "[TEST]" to ADDRESS instead (repeat); records nothing.')
 @click.option("--resume", "resume_id", type=click.IntRange(min=1), metavar="SEND_ID",
               help="Continue an interrupted or paused send.")
+@insecure_links_option
 def send(issue_path: Path | None, topics: tuple[str, ...], languages: tuple[str, ...], yes: bool,
-         test_addresses: tuple[str, ...], resume_id: int | None) -> None:
+         test_addresses: tuple[str, ...], resume_id: int | None, allow_insecure_links: bool) -> None:
     """Send ISSUE to its audience, each subscriber exactly once.
 
     Shows how many subscribers it will reach and asks first (unless --yes). Ctrl-C
     stops after the message in flight; `mailer send --resume SEND_ID` continues.
     """
+    from mailer.publiclinks import require_usable_links
+
+    require_usable_links(settings(), allow_insecure_links=allow_insecure_links)
     if resume_id is not None:
         if issue_path or test_addresses:
             raise click.UsageError("--resume takes no ISSUE and no --test")

@@ -1,22 +1,20 @@
-"""`mailer issue build`: the files an editor checks before a send, and a sample as a reader gets it.
+"""`mailer issue build`: the files an editor checks before a send, and samples as readers get them.
 
-The sample `.eml` is made with the standard library's `email` package, for a made-up
-subscriber; sends build their messages on the fast path in `mailer.delivery`.
+The sample `.eml` files are made by the delivery engine's own `MessageBuilder`, so their
+headers, encoding and personalisation are byte for byte what a reader receives (but for
+Date and Message-ID): once for a reader with a name, once for a reader without one.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
 from pathlib import Path
 
 from mailer.config import Settings
-from mailer.content.personalise import Personaliser
 from mailer.content.render import Rendered, render_issue
 from mailer.content.schema import Issue
+from mailer.delivery.dkim import signer_for
+from mailer.delivery.message import MessageBuilder, Recipient
 from mailer.tokens import archive_url, preferences_url, unsubscribe_url
 
 SAMPLE_NAMES = {"en": "Sam Jones", "cy": "Siân Roberts", "both": "Siân Roberts"}
@@ -35,24 +33,11 @@ def sample_values(settings: Settings, language: str) -> dict[str, str]:
     }
 
 
-def sample_message(rendered: Rendered, settings: Settings) -> EmailMessage:
-    """The email one subscriber would receive, as a standard `EmailMessage`."""
-    values = sample_values(settings, rendered.language)
-    personal = Personaliser(rendered)
-    message = EmailMessage()
-    message["From"] = Address(settings.sender_name, addr_spec=settings.sender_address)
-    message["To"] = Address(SAMPLE_NAMES.get(rendered.language, ""), addr_spec=SAMPLE_EMAIL)
-    if settings.reply_to:
-        message["Reply-To"] = settings.reply_to
-    message["Subject"] = personal.subject(values)
-    message["Date"] = format_datetime(datetime.now(UTC))
-    message["Message-ID"] = make_msgid(domain=settings.sender_domain)
-    message["List-Id"] = f"{settings.list_name} <{settings.list_id}>"
-    message["List-Unsubscribe"] = f"<{values['unsubscribe_url']}>"
-    message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    message.set_content(personal.text(values))
-    message.add_alternative(personal.html(values), subtype="html")
-    return message
+def sample_message(rendered: Rendered, settings: Settings, *, named: bool = True) -> bytes:
+    """The message a made-up subscriber would receive (with a name, or without one), as sent."""
+    builder = MessageBuilder(settings, {rendered.language: rendered}, send_id=None, signer=signer_for(settings))
+    name = SAMPLE_NAMES.get(rendered.language, "") if named else ""
+    return builder.build(Recipient(email=SAMPLE_EMAIL, name=name, language=rendered.language, subscriber_id=SAMPLE_ID))
 
 
 @dataclass(frozen=True)
@@ -62,14 +47,15 @@ class BuildOutput:
 
 
 def build_issue(issue: Issue, settings: Settings, out_dir: Path, language: str) -> BuildOutput:
-    """Write NAME.html, NAME.txt, NAME.mjml and NAME.eml into `out_dir`."""
+    """Write NAME.html, NAME.txt, NAME.mjml, NAME.eml (a reader with a name) and NAME.nameless.eml into `out_dir`."""
     rendered = render_issue(issue, settings, language)
     out_dir.mkdir(parents=True, exist_ok=True)
-    files = [out_dir / f"{issue.slug}.{extension}" for extension in ("html", "txt", "mjml", "eml")]
+    files = [out_dir / f"{issue.slug}.{extension}" for extension in ("html", "txt", "mjml", "eml", "nameless.eml")]
     files[0].write_text(rendered.html, encoding="utf-8")
     files[1].write_text(rendered.text, encoding="utf-8")
     files[2].write_text(rendered.mjml, encoding="utf-8")
-    files[3].write_bytes(sample_message(rendered, settings).as_bytes())
+    files[3].write_bytes(sample_message(rendered, settings))
+    files[4].write_bytes(sample_message(rendered, settings, named=False))
     return BuildOutput(rendered, files)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mailer.config import Settings
-from mailer.content import markdown
+from mailer.content import images, markdown
 from mailer.content.build import sample_values
 from mailer.content.personalise import Personaliser
 from mailer.content.render import render_issue
@@ -11,6 +11,7 @@ from mailer.content.schema import Issue, Localized
 from mailer.content.urls import is_relative
 from mailer.errors import Problem
 from mailer.i18n import LANGUAGE_NAMES
+from mailer.publiclinks import base_url_problem
 
 GMAIL_CLIP_BYTES = 102 * 1024
 MAX_SUBJECT = 70
@@ -19,9 +20,25 @@ VAGUE_LINK_TEXTS = {"click here", "click", "here", "this link", "link", "read mo
 
 def lint_issue(issue: Issue, settings: Settings) -> list[Problem]:
     """Warnings for a valid issue, in file order, then the size of each rendered variant."""
-    warnings = _field_warnings(issue)
+    image_warnings, images_ok = _image_warnings(issue)
+    warnings = _field_warnings(issue) + image_warnings
     warnings.sort(key=lambda problem: (problem.line, problem.column))
-    return warnings + size_warnings(issue, settings)
+    unusable_links = base_url_problem(settings.base_url)  # a setting, not the issue, but it breaks every link
+    # An issue whose images cannot be read cannot be rendered to be measured; the warnings above say why.
+    return (warnings + (size_warnings(issue, settings) if images_ok else [])
+            + ([issue.problem((), unusable_links)] if unusable_links else []))
+
+
+def _image_warnings(issue: Issue) -> tuple[list[Problem], bool]:
+    """Local images that are missing, unreadable or heavy even once resized; and whether all can be used."""
+    prepared, warnings = images.collect(issue)
+    for image in images.local_images(issue):
+        ready = prepared.get(image.src)
+        if ready and len(ready.data) > images.HEAVY_BYTES:
+            warnings.append(issue.problem(image.loc, f"image {image.src!r} is {len(ready.data) // 1024} KB even resized "
+                                          f"for email; crop it or save it as JPEG (under {images.HEAVY_BYTES // 1024} KB "
+                                          f"loads quickly on a phone)", image.line_offset))
+    return warnings, len(prepared) == len({image.src for image in images.local_images(issue)})
 
 
 def _field_warnings(issue: Issue) -> list[Problem]:
@@ -35,7 +52,7 @@ def _field_warnings(issue: Issue) -> list[Problem]:
             warnings.append(issue.problem((field, language) if _own(issue, field, language) else (field,),
                                           f"the subject is {len(subject)} characters; phones show about 40, keep it under {MAX_SUBJECT}"))
     for section_index, section in enumerate(issue.sections):
-        if section.image and not (section.image.alt and all(section.image.alt.get(lang) for lang in issue.languages)):
+        if section.image and section.image.alt is None:  # `alt: ""` says the image is decoration
             warnings.append(issue.problem(("sections", section_index, "image"), "image without alt text: say what it shows for readers who cannot see it"))
     for loc, value in issue.localized():
         warnings.extend(_translation_warnings(issue, loc, value))
@@ -43,10 +60,11 @@ def _field_warnings(issue: Issue) -> list[Problem]:
             text = value.get(language) or ""
             where = (*loc, language) if language in value.given else loc
             if value.is_address:
-                warnings.extend(issue.problem(where, message) for message in _address_warnings(text))
+                messages = _address_warnings(text, image=value.kind == "image")
+                warnings.extend(issue.problem(where, message) for message in messages)
             elif value.kind == "markdown":
                 for link in markdown.links(text):
-                    for message in _address_warnings(link.url):
+                    for message in _address_warnings(link.url, image=link.image):
                         warnings.append(issue.problem(where, f"link {link.url!r}: {message}", link.line_offset))
                     if link.image and not link.text.strip():
                         warnings.append(issue.problem(where, f"image {link.url!r} without alt text: write ![what it shows](address)", link.line_offset))
@@ -66,10 +84,10 @@ def _vague(text: str) -> bool:
     return text.strip().strip(".!:").lower() in VAGUE_LINK_TEXTS
 
 
-def _address_warnings(url: str) -> list[str]:
+def _address_warnings(url: str, image: bool = False) -> list[str]:
     if url.lower().startswith("http://"):
         return ["http:// link: use https:// (readers' mail programs warn about insecure links)"]
-    if is_relative(url):
+    if is_relative(url) and not image:  # an image without a scheme is a file beside the issue
         return ["relative link: it cannot work in an email; write the full https:// address"]
     return []
 

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from mailer.content.schema import FIELD_NAMES, Issue, field_path
 from mailer.errors import IssueError, Problem
-from mailer.i18n import LANGUAGE_NAMES
+from mailer.i18n import LANGUAGES
 
 MAX_BYTES = 1_000_000
 MAX_NODES = 20_000  # after expanding aliases; a long issue has a few hundred
@@ -63,12 +63,9 @@ def load_issue(path: Path) -> Issue:
     data = _construct(root, name)
     locator = Locator(name, root)
     try:
-        issue = Issue.model_validate(data)
+        issue = Issue.model_validate(data, context={"languages": declared_languages(data)})
     except ValidationError as exc:
         raise IssueError(sorted(locator.problems(exc), key=_position)) from None
-    problems = language_problems(issue, locator)
-    if problems:
-        raise IssueError(problems)
     issue._path = path
     issue._locator = locator
     return issue
@@ -184,6 +181,8 @@ def _yaml_problem(name: str, exc: yaml.MarkedYAMLError, what: str) -> Problem:
         message += f" ({exc.context} that begins on line {start.line + 1}, column {start.column + 1})"
     if "'\\t'" in message:
         message += " (YAML indents with spaces, not tabs)"
+    if exc.problem == "mapping values are not allowed here":
+        message += ' (a text containing ": " needs quotes: title: "Network news: December")'
     return _at(name, mark, message)
 
 
@@ -251,19 +250,11 @@ def _message(error: dict[str, Any]) -> str:
     return str(error["msg"]).removeprefix("Value error, ")
 
 
-def language_problems(issue: Issue, locator: Locator) -> list[Problem]:
-    """Texts missing in a language the issue declares: a bilingual issue needs every text in both."""
-    problems = []
-    bilingual = len(issue.languages) > 1
-    for loc, value in issue.localized():
-        if value.common is not None and bilingual and not value.is_address:
-            problems.append(locator.problem(loc, "missing the Welsh text (cy:): give both, as {en: ..., cy: ...}"))
-            continue
-        for language in issue.languages:
-            if getattr(value, language) is None and value.common is None:
-                what = "address" if value.is_address else "text"
-                problems.append(locator.problem(loc, f"missing the {LANGUAGE_NAMES[language]} {what} ({language}:)"))
-    return problems
+def declared_languages(data: Any) -> list[str]:
+    """The languages the file declares (the default when it declares none), for checking every text in one pass;
+    a wrong `languages:` is reported by validation, and only its known languages are checked."""
+    declared = data.get("languages", ["en"]) if isinstance(data, dict) else ["en"]
+    return list(dict.fromkeys(language for language in declared if language in LANGUAGES)) if isinstance(declared, list) else []
 
 
 def _indent(buffer: str | None, line: int) -> int:

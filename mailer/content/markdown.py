@@ -8,6 +8,7 @@ with each link's address after its text.
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -23,7 +24,9 @@ ALLOWED_TAGS = {
     "p", "br", "strong", "em", "b", "i", "s", "del", "code", "pre", "blockquote", "hr",
     "ul", "ol", "li", "h2", "h3", "h4", "a", "img",
 }
-ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "img": {"src", "alt", "title"}, "ol": {"start"}}
+ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "img": {"src", "alt", "title", "width", "height"}, "ol": {"start"}}
+# Attributes for an image, from its address as written: where it is served from, and its size.
+ImageAttributes = Callable[[str], Mapping[str, str]]
 
 
 @lru_cache(maxsize=2)
@@ -76,9 +79,16 @@ def link_problems(source: str) -> list[tuple[int, str]]:
     return problems
 
 
-def to_html(source: str) -> Markup:
-    """Sanitised HTML, safe to put into a template unescaped."""
-    rendered = _parser().render(source)
+def to_html(source: str, image: ImageAttributes | None = None) -> Markup:
+    """Sanitised HTML, safe to put into a template unescaped; `image` gives each image its address and size."""
+    parser = _parser()
+    tokens = parser.parse(source)
+    if image:
+        for token in tokens:
+            for child in token.children or ():
+                if child.type == "image":
+                    child.attrs.update(image(str(child.attrs.get("src", ""))))
+    rendered = parser.renderer.render(tokens, parser.options, {})
     return Markup(nh3.clean(rendered, tags=ALLOWED_TAGS, attributes=ALLOWED_ATTRIBUTES, url_schemes={"https", "http", "mailto"}))
 
 
@@ -133,8 +143,9 @@ def _inline_text(node: SyntaxTreeNode, with_urls: bool = False) -> str:
             text, url = _inline_text(child), str(child.attrs.get("href", ""))
             shown = url.removeprefix("mailto:")
             parts.append(text if not with_urls or text == shown else f"{text} ({shown})")
-        elif kind == "image":
-            parts.append(_inline_text(child) or child.content)
+        elif kind == "image":  # its alt text, in brackets as in the section images'; nothing when decorative
+            alt = _inline_text(child) or child.content
+            parts.append(f"[{alt}]" if alt.strip() else "")
         else:  # strong, em, s: keep their text
             parts.append(_inline_text(child, with_urls))
     return "".join(parts)

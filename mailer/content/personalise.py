@@ -7,9 +7,9 @@ at the placeholders; a recipient then costs one join. Values are inserted as dat
 never parsed again: a name like `{{ 7*7 }}` or `<script>` stays text.
 
 One marker chooses between two texts by whether a value is given:
-`__MAILER_IF_NAME__Dear __MAILER_NAME__,__MAILER_ELSE__Dear friend,__MAILER_ENDIF__`.
+`__MAILER_IF_NAME__Dear __MAILER_NAME__,__MAILER_ELSE__Dear reader,__MAILER_ENDIF__`.
 The templates write both texts, in each language block's own words, so a reader without
-a name is greeted "Annwyl gyfaill," and "Dear friend," in one email; and the web version,
+a name is greeted "Annwyl ddarllenydd," and "Dear reader," in one email; and the web version,
 which has no recipient, leaves out the footer's "...with the address ." The chosen text
 is one per-recipient value, so the literal parts around it never depend on the values.
 """

@@ -19,6 +19,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError
 from markupsafe import Markup
 
 from mailer.config import Settings
+from mailer.content import images
 from mailer.content.personalise import if_given
 from mailer.content.schema import Issue
 from mailer.content.text import render_text
@@ -56,11 +57,16 @@ class Rendered:
 
 
 def render_issue(issue: Issue, settings: Settings, language: str = "en") -> Rendered:
-    """Render `issue` in "en", "cy" or "both" (one email, `settings.bilingual_first` first)."""
+    """Render `issue` in "en", "cy" or "both" (one email, `settings.bilingual_first` first).
+
+    Local images are published on the way (`images.publish`): an issue that renders can be sent.
+    """
     languages = variant_languages(issue, settings, language)
-    views = [issue_view(issue, settings, lang) for lang in languages]
+    media = images.publish(issue, settings)  # local images, resized and written to media_dir
+    views = [issue_view(issue, settings, lang, media) for lang in languages]
     mjml_source = render_mjml(views, settings.templates_path)
     html = _mark_languages(inline_css(mjml_to_html(mjml_source)))
+    html = images.set_heights(html, {image.url(settings): image for image in media.values()})
     return Rendered(
         language=language,
         subject=" / ".join(view.subject for view in views),
@@ -134,6 +140,8 @@ def inline_css(html: str) -> str:
         remove_classes=False,
         disable_link_rewrites=True,
         disable_validation=True,
+        # Keep MJML's width="544" on images: Outlook for Windows sizes images by the attribute and ignores CSS.
+        disable_basic_attributes=["width", "height"],
         cssutils_logging_level=logging.CRITICAL,
     ).transform(pretty_print=False)
     return inlined if inlined.lstrip().lower().startswith("<!doctype") else "<!doctype html>\n" + inlined

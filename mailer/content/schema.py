@@ -4,6 +4,8 @@ Every text field is either one string for every language or a mapping with one
 text per language (`{en: ..., cy: ...}`); it is validated into a `Localized`.
 A validator that finds problems raises them with the language key and the line
 inside the text they concern, so `loader` can point the editor at the exact line.
+Given the issue's languages as validation context (`{"languages": [...]}`), each
+text also reports the languages it lacks, so one pass finds every problem.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pydantic import (
     Field,
     PlainValidator,
     PrivateAttr,
+    ValidationInfo,
     WithJsonSchema,
     field_validator,
     model_validator,
@@ -29,7 +32,7 @@ from pydantic_core import PydanticCustomError
 from mailer.content import markdown
 from mailer.content.urls import url_problem
 from mailer.errors import Problem
-from mailer.i18n import LANGUAGES
+from mailer.i18n import LANGUAGE_NAMES, LANGUAGES
 
 Language = Literal["en", "cy"]
 
@@ -94,12 +97,16 @@ def _yaml_hint(value: Any) -> str:
     return ""
 
 
-def _localized(kind: Literal["text", "markdown", "url", "image"]):
-    def validate(value: Any) -> Localized:
+def _localized(kind: Literal["text", "markdown", "url", "image"], empty: bool = False):
+    """A validator of one field; `empty`: `""` is a meaningful value (an image's alt text: decorative)."""
+
+    def validate(value: Any, info: ValidationInfo) -> Localized:
         if isinstance(value, Localized):
             return value
+        if empty and value == "":
+            return Localized(common="", kind=kind)
         texts = _as_texts(value)
-        problems = []
+        problems = _missing_languages(texts, kind, (info.context or {}).get("languages") or ())
         for key, text in texts.items():
             if kind in ("url", "image"):
                 problem = url_problem(text.strip(), image=kind == "image")
@@ -115,6 +122,17 @@ def _localized(kind: Literal["text", "markdown", "url", "image"]):
     return PlainValidator(validate)
 
 
+def _missing_languages(texts: dict[str, str], kind: str, languages: Any) -> list[tuple[str, int, str]]:
+    """The issue's languages this field has no text for: a bilingual issue needs every text in both."""
+    if "" in texts:
+        if len(languages) > 1 and kind not in ("url", "image"):  # one address may serve both languages; one text not
+            return [("", 0, "missing the Welsh text (cy:): give both, as {en: ..., cy: ...}")]
+        return []
+    what = "address" if kind in ("url", "image") else "text"
+    return [("", 0, f"missing the {LANGUAGE_NAMES[language]} {what} ({language}:)")
+            for language in languages if language not in texts]
+
+
 def _json_schema(item: dict[str, Any], description: str) -> WithJsonSchema:
     per_language = {"type": "object", "properties": {language: item for language in LANGUAGES},
                     "additionalProperties": False, "minProperties": 1}
@@ -128,7 +146,10 @@ Markdown = Annotated[Localized, _localized("markdown"),
 Url = Annotated[Localized, _localized("url"),
                 _json_schema({"type": "string", "pattern": "^(https?://|mailto:)"}, "https:, http: or mailto: address, or one per language")]
 ImageUrl = Annotated[Localized, _localized("image"),
-                     _json_schema({"type": "string", "pattern": "^https?://"}, "https: address of an image, or one per language")]
+                     _json_schema({"type": "string", "pattern": "^(https?://|[^:]+$)"},
+                                  "https: address of an image, or the path of a file beside the issue; or one per language")]
+AltText = Annotated[Localized, _localized("text", empty=True),
+                    _json_schema({"type": "string"}, 'What the image shows; "" for a decorative image')]
 Topic = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$", description="lower-case topic name")]
 
 
@@ -138,7 +159,7 @@ class Model(BaseModel):
 
 class Image(Model):
     src: ImageUrl
-    alt: Text | None = Field(default=None, description="What the image shows, for readers who cannot see it.")
+    alt: AltText | None = Field(default=None, description='What the image shows, for readers who cannot see it; "" when it is only decoration.')
     href: Url | None = Field(default=None, description="Makes the image a link.")
 
 

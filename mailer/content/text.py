@@ -1,14 +1,26 @@
 """The plain-text part, written from the structured issue rather than scraped from the HTML.
 
 Headings are underlined, Markdown becomes wrapped text with each link's address
-after it, and every address stands alone on a line where a reader can copy it.
+after it, images become their alt text in brackets, and every line is wrapped at
+`TEXT_WIDTH` columns (RFC 5322 asks for at most 78); only an address too long for a
+line stands alone on one, where a reader can copy it.
 """
 
 from __future__ import annotations
 
+import re
+
 from mailer.content.markdown import TEXT_WIDTH
 from mailer.content.view import IssueView
 from mailer.i18n import translations
+
+# Per-recipient values of unknown length (a link with its token, an address): always on a line of their own.
+_UNBOUNDED = re.compile(r"__MAILER_(?:EMAIL|UNSUBSCRIBE_URL|PREFERENCES_URL|WEB_URL)__")
+# One word for wrapping: an `if_given` choice (never split: it becomes one value), or a run of non-spaces.
+_WORD = re.compile(r"__MAILER_IF_[A-Z_]+?__.*?__MAILER_ENDIF__\S*|\S+")
+_CHOICE = re.compile(r"__MAILER_IF_[A-Z_]+?__|__MAILER_ELSE__|__MAILER_ENDIF__")
+# What a wrapped line's continuation lines repeat: indentation and quote marks, and room for a list marker.
+_PREFIX = re.compile(r"^([ >]*)((?:[-*]|\d+\.) )?")
 
 
 def render_text(views: list[IssueView]) -> str:
@@ -17,7 +29,36 @@ def render_text(views: list[IssueView]) -> str:
     if len(views) > 1:
         parts.append(translations(views[1].lang).gettext("Scroll down for the English version."))
     parts.extend(_issue_text(view) for view in views)
-    return ("\n\n" + "=" * TEXT_WIDTH + "\n\n").join(parts) + "\n"
+    text = ("\n\n" + "=" * TEXT_WIDTH + "\n\n").join(parts)
+    return "\n".join(wrap_line(line) for line in text.split("\n")) + "\n"
+
+
+def wrap_line(line: str, width: int = TEXT_WIDTH) -> str:
+    """`line` in lines of at most `width` columns, continuation lines indented like a list item or quote."""
+    if len(line) <= width and not _UNBOUNDED.search(line):
+        return line
+    prefix = _PREFIX.match(line)
+    first = prefix.group(0) if prefix else ""
+    rest = (prefix.group(1) + " " * len(prefix.group(2) or "")) if prefix else ""
+    lines: list[str] = []
+    current, length, empty = first, len(first), True
+    for word in _WORD.findall(line[len(first):]):
+        size = width + 1 if _UNBOUNDED.search(word) else _length(word)
+        if not empty and length + 1 + size > width:
+            lines.append(current)
+            current, length, empty = rest, len(rest), True
+        if not empty:
+            current, length = current + " ", length + 1
+        current, length, empty = current + word, length + size, False
+    lines.append(current)
+    return "\n".join(lines)
+
+
+def _length(word: str) -> int:
+    """Columns a word takes: for an `if_given` choice, its longer text."""
+    if not word.startswith("__MAILER_IF_"):
+        return len(word)
+    return max(len(text) for text in _CHOICE.split(word))
 
 
 def _underline(text: str, mark: str) -> str:
@@ -34,10 +75,11 @@ def _issue_text(view: IssueView) -> str:
     for section in view.sections:
         if section.heading:
             blocks.append(_underline(section.heading, "-"))
+        if section.image and (section.image.alt or section.image.href):
+            blocks.append("\n".join(part for part in (f"[{section.image.alt}]" if section.image.alt else "",
+                                                       section.image.href or "") if part))
         if section.body:
             blocks.append(section.body.text)
-        if section.image and section.image.href:
-            blocks.append(f"{section.image.alt or section.image.href}\n{section.image.href}")
         if section.event:
             blocks.append(f"{_('When')}: {section.event.when}\n{_('Where')}: {section.event.place}")
         if section.links:

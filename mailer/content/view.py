@@ -7,6 +7,7 @@ renderings cannot disagree.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from babel.dates import format_date, format_datetime, format_time
@@ -14,8 +15,9 @@ from markupsafe import Markup
 
 from mailer.config import Settings
 from mailer.content import markdown
+from mailer.content.images import COLUMN_WIDTH, MediaImage
 from mailer.content.personalise import PLACEHOLDER_FIELDS, if_given, placeholder
-from mailer.content.schema import Event, Issue, Localized
+from mailer.content.schema import Event, Image, Issue, Localized
 from mailer.i18n import LOCALES, translations
 
 # Links to the subscriber pages and the web version; the pages speak the language `?lang=` names.
@@ -35,6 +37,7 @@ class ImageView:
     src: str
     alt: str
     href: str | None
+    width: int | None = None  # set for a local image narrower than the column, which is never enlarged
 
 
 @dataclass(frozen=True)
@@ -82,21 +85,37 @@ class IssueView:
     placeholders: dict[str, str]
 
 
-def issue_view(issue: Issue, settings: Settings, language: str) -> IssueView:
+def issue_view(issue: Issue, settings: Settings, language: str, media: Mapping[str, MediaImage] | None = None) -> IssueView:
+    """`issue` in `language`; `media` holds its local images by address as written (`images.publish`)."""
+    media = media or {}
+
     def text(value: Localized | None) -> str | None:
         return value.get(language) if value is not None else None
 
+    def markdown_image(src: str) -> dict[str, str]:
+        # Every image gets a width for Outlook; one from elsewhere, of unknown size, fills the column as `image:` does.
+        local = media.get(src)
+        if local is None:
+            return {"width": str(COLUMN_WIDTH)}
+        width, height = local.shown()
+        return {"src": local.url(settings), "width": str(width), "height": str(height)}
+
     def prose(value: Localized | None) -> Prose | None:
         source = text(value)
-        return Prose(markdown.to_html(source), markdown.to_text(source)) if source else None
+        return Prose(markdown.to_html(source, markdown_image), markdown.to_text(source)) if source else None
+
+    def image_view(image: Image) -> ImageView:
+        src = text(image.src) or ""
+        local = media.get(src)
+        narrow = local.width if local and local.width < COLUMN_WIDTH else None
+        return ImageView(local.url(settings) if local else src, text(image.alt) or "", text(image.href), narrow)
 
     sections = []
     for section in issue.sections:
-        image = section.image
         sections.append(SectionView(
             heading=text(section.heading),
             body=prose(section.body),
-            image=ImageView(text(image.src) or "", text(image.alt) or "", text(image.href)) if image else None,
+            image=image_view(section.image) if section.image else None,
             event=EventView(event_time(section.event, language), text(section.event.place) or "") if section.event else None,
             links=[LinkView(text(link.title) or "", text(link.url) or "", text(link.note)) for link in section.links],
             button=ButtonView(text(section.button.label) or "", text(section.button.url) or "") if section.button else None,
@@ -119,9 +138,10 @@ def issue_view(issue: Issue, settings: Settings, language: str) -> IssueView:
 
 
 def greeting(language: str) -> str:
-    """"Dear <name>," in `language`, or "Dear friend," for a reader whose name we do not have."""
+    """"Dear <name>," in `language`, or "Dear reader," for a reader whose name we do not have
+    ("Dear friend," costs 2.7 points in SpamAssassin: DEAR_FRIEND)."""
     _ = translations(language).gettext
-    return if_given(_("Dear %(name)s,") % {"name": placeholder("name")}, "name", otherwise=_("Dear friend,"))
+    return if_given(_("Dear %(name)s,") % {"name": placeholder("name")}, "name", otherwise=_("Dear reader,"))
 
 
 def _placeholders(language: str) -> dict[str, str]:

@@ -23,9 +23,10 @@ import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from email.charset import Charset
 from email.header import Header
-from email.utils import formataddr, formatdate, make_msgid, parseaddr
+from email.utils import format_datetime, formataddr, make_msgid, parseaddr
 
 from mailer.bounces.verp import return_path_for
 from mailer.config import Settings
@@ -70,10 +71,13 @@ def mailbox(name: str, address: str) -> str:
 
 
 def header_text(text: str, name: str) -> bytes:
-    """An unstructured header value (Subject), folded, RFC 2047 encoded when not ASCII."""
+    """An unstructured header value (Subject), folded, RFC 2047 encoded when not ASCII.
+
+    `maxlinelen=76`: the default (78) makes encoded words of up to 77 characters; RFC 2047 allows 75.
+    """
     text = clean(text)
     charset = "us-ascii" if text.isascii() and _LOOKS_ENCODED not in text else "utf-8"
-    return Header(text, charset, header_name=name).encode(linesep="\r\n").encode("ascii")
+    return Header(text, charset, maxlinelen=76, header_name=name).encode(linesep="\r\n").encode("ascii")
 
 
 def wire_address(address: str) -> str:
@@ -161,7 +165,9 @@ class _DateHeader:
     def __call__(self) -> bytes:
         now = int(time.time())
         if now != self.second:
-            self.second, self.value = now, b" " + formatdate(now, usegmt=True).encode() + b"\r\n"
+            # "+0000", not the obsolete "GMT" (RFC 5322 section 4.3).
+            stamp = format_datetime(datetime.fromtimestamp(now, UTC))
+            self.second, self.value = now, b" " + stamp.encode() + b"\r\n"
         return self.value
 
 

@@ -8,26 +8,36 @@ from __future__ import annotations
 
 from email.message import EmailMessage
 from email.policy import SMTP
-from email.utils import formataddr, formatdate, make_msgid
+from email.utils import formatdate, make_msgid
 
 from mailer.config import Settings
 from mailer.delivery.dkim import signer_for
+from mailer.delivery.message import mailbox, wire_address
 from mailer.delivery.transport import open_transport
-from mailer.errors import SendError
+from mailer.errors import PermanentFailure, SendError
 
 
 def build_notice(settings: Settings, *, to: str, subject: str, text: str, html: str | None = None) -> EmailMessage:
-    """The message, unsigned; `SendError` for an unusable address or subject."""
+    """The message, unsigned; `SendError` for an unusable address or subject.
+
+    The address in `to` goes through the same check as every bulk message
+    (`wire_address`): its domain in IDNA form, its local part plain ASCII. The
+    header then holds the very address RCPT TO names, never an RFC 2047 encoded
+    word, which has no place inside an address.
+    """
     message = EmailMessage(policy=SMTP)
     try:
-        message["From"] = formataddr((settings.sender_name, settings.sender_address))
         message["To"] = to
+        (recipient,) = message["To"].addresses  # exactly one
+        address = wire_address(recipient.addr_spec)
+        del message["To"]
+        message["From"] = mailbox(settings.sender_name, settings.sender_address)
+        message["To"] = mailbox(recipient.display_name, address)
         message["Subject"] = subject
-    except (ValueError, IndexError) as exc:  # CR/LF in a value, or an address that does not parse
-        raise SendError(f"cannot send a notice to {to!r}: {exc}") from None
-    addresses = message["To"].addresses
-    if len(addresses) != 1 or not (addresses[0].username and addresses[0].domain):
-        raise SendError(f"a notice goes to exactly one email address, not {to!r}")
+    except (ValueError, IndexError) as exc:  # CR/LF in a value, or not one address
+        raise SendError(f"a notice goes to exactly one email address, not {to!r}: {exc}") from None
+    except PermanentFailure as exc:
+        raise SendError(f"cannot send a notice: {exc}") from None
     message["Date"] = formatdate(usegmt=True)
     message["Message-ID"] = make_msgid(domain=settings.sender_domain)
     if settings.reply_to:

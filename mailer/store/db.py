@@ -7,6 +7,7 @@ run in-process (no alembic.ini), so an installed package can upgrade itself.
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ def make_engine(url: str) -> Engine:
     try:
         if url.startswith("sqlite"):
             engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+            _create_private(engine.url.database)
             event.listen(engine, "connect", _sqlite_pragmas)
             return engine
         return create_engine(url, pool_pre_ping=True)
@@ -40,6 +42,20 @@ def make_engine(url: str) -> Engine:
         raise ConfigError(
             f"database_url: cannot use it ({exc}); write sqlite:///mailer.db or postgresql+psycopg://user@host/name"
         ) from None
+
+
+def _create_private(database: str | None) -> None:
+    """Create a missing SQLite file readable by its owner only: it holds every subscriber's address.
+
+    SQLite would create it with the umask's permissions (usually 0644) and gives
+    its -wal and -shm files the same permissions as the database file.
+    """
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    try:
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except OSError:  # it exists, or its folder does not: opening it reports the latter plainly
+        pass
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]

@@ -11,12 +11,13 @@ from starlette.responses import FileResponse, Response
 
 from mailer.config import Settings
 from mailer.store.db import make_engine, require_current
-from mailer.web import archive, preferences, subscribe, unsubscribe
+from mailer.web import archive, media, preferences, subscribe, unsubscribe
+from mailer.web.clients import ForwardedFor
 from mailer.web.context import Web, web
 from mailer.web.csrf import FormTokens
 from mailer.web.links import InvalidLink
 from mailer.web.pages import Pages
-from mailer.web.ratelimit import SubscribeGuard
+from mailer.web.ratelimit import PageLimits
 from mailer.web.security import SecurityMiddleware
 
 
@@ -27,26 +28,30 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     """
     engine = engine or make_engine(settings.database_url)
     require_current(engine)
-    app = FastAPI(title="mailer", docs_url=None, redoc_url=None, openapi_url=None)
+    # No slash redirects: Starlette builds them from the client's Host header.
+    app = FastAPI(title="mailer", docs_url=None, redoc_url=None, openapi_url=None, redirect_slashes=False)
     app.state.web = Web(
         settings=settings,
         engine=engine,
         pages=Pages(settings),
         forms=FormTokens(settings),
-        guard=SubscribeGuard(),
+        guard=PageLimits(link_days=settings.confirm_token_days),
     )
     static = settings.templates_path / "web" / "static"
     app.mount("/static", StaticFiles(directory=static), name="static")
+    static_paths = frozenset({"/favicon.ico", *(f"/static/{path.relative_to(static).as_posix()}"
+                                                for path in static.rglob("*") if path.is_file())})
     # Browsers ask for /favicon.ico whatever the page says (the archive's email view says nothing).
     app.add_api_route("/favicon.ico", lambda: FileResponse(static / "favicon.svg", media_type="image/svg+xml"),
                       include_in_schema=False)
-    for module in (unsubscribe, preferences, subscribe, archive):
+    for module in (unsubscribe, preferences, subscribe, archive, media):
         app.include_router(module.router)
     app.add_exception_handler(InvalidLink, _invalid_link)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _bad_request)
     app.add_exception_handler(Exception, _server_error)
-    app.add_middleware(SecurityMiddleware, https=settings.base_url.startswith("https://"))
+    app.add_middleware(ForwardedFor, trusted=settings.trusted_proxies)
+    app.add_middleware(SecurityMiddleware, https=settings.base_url.startswith("https://"), static_paths=static_paths)
     return app
 
 

@@ -89,7 +89,7 @@ def issue(send_id: SendId, request: Request, db: DB) -> Response:
     language = next((candidate for candidate in (request.query_params.get("lang"), ctx.pages.language(request))
                      if candidate in variants), next(iter(variants)))
     neutral = {
-        "name": "",  # each language block greets its own way ("Dear friend,")
+        "name": "",  # each language block greets its own way ("Dear reader,")
         "email": "",  # which leaves out the footer's "You subscribed ... with the address ..."
         # A reader of the web version is not the recipient: send them where anyone may subscribe.
         "unsubscribe_url": f"{ctx.settings.base_url}/subscribe",

@@ -14,7 +14,7 @@ from mailer.config import Settings
 from mailer.store.db import new_session
 from mailer.web.csrf import FormTokens
 from mailer.web.pages import Pages
-from mailer.web.ratelimit import SubscribeGuard
+from mailer.web.ratelimit import PageLimits
 
 
 @dataclass
@@ -23,7 +23,7 @@ class Web:
     engine: Engine
     pages: Pages
     forms: FormTokens
-    guard: SubscribeGuard
+    guard: PageLimits
 
 
 def web(request: Request) -> Web:

@@ -8,6 +8,8 @@ from typing import Annotated
 from fastapi import Form
 
 from mailer.config import Settings
+from mailer.delivery.message import wire_address
+from mailer.errors import PermanentFailure
 from mailer.store.subscribers import InvalidEmail, normalise_email
 
 NAME_LENGTH = 200
@@ -33,6 +35,19 @@ def normalised_email(value: str) -> str | None:
         return None
 
 
+def sendable(address: str) -> bool:
+    """Whether notices can reach `address`: the same rule as bulk sends (IDNA domain, ASCII local part).
+
+    A local part such as `ñoño@` needs SMTPUTF8, which the sender does not use; better
+    to say so on the form than to answer "check your email" and never send it.
+    """
+    try:
+        wire_address(address)
+    except PermanentFailure:
+        return False
+    return True
+
+
 def offered_languages(settings: Settings) -> list[str]:
     """The email languages a subscriber may choose: none when the list has one, else each and "both"."""
     return [*settings.languages, "both"] if len(settings.languages) > 1 else []
@@ -47,6 +62,9 @@ def problems(_: Callable[..., str], *, address: str | None, language: str, offer
     errors = {}
     if address is None:
         errors["email"] = _("Enter an email address like name@example.org.")
+    elif not sendable(address):
+        errors["email"] = _("We cannot send email to an address with letters such as é or ü before the @. "
+                            "Please use another address.")
     if offered and language not in offered:
         errors["language"] = _("Choose one of the languages offered.")
     if not set(topics) <= known_topics:

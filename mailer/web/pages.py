@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import quote
 
 import jinja2
 from starlette.requests import Request
@@ -64,13 +65,19 @@ class Pages:
         module = self._environments[language].get_template(name).make_module(context)
         return str(module.subject).strip(), str(module).strip() + "\n"
 
+    @staticmethod
+    def path_of(request: Request) -> str:
+        """This page's path, to link to from the page: %-encoded, and never starting with `//`,
+        which a browser would read as another site (`//evil.example/x` becomes `/evil.example/x`)."""
+        return "/" + quote(request.scope["path"]).lstrip("/")
+
     def render(self, request: Request, language: str, name: str, context: Mapping[str, Any] | None = None,
                *, status: int = 200, headers: Mapping[str, str] | None = None) -> HTMLResponse:
         other = i18n.other_language(language)
-        switch_url = request.url.path + f"?lang={other}"
+        here = self.path_of(request)
         html = self._environments[language].get_template(name).render(
-            {**(context or {}), "request": request, "other_lang": other, "switch_url": switch_url,
-             "here": request.url.path + f"?lang={language}"})
+            {**(context or {}), "request": request, "other_lang": other, "switch_url": f"{here}?lang={other}",
+             "here": f"{here}?lang={language}"})
         return HTMLResponse(html, status_code=status, headers={"content-language": language, **(headers or {})})
 
 

@@ -24,6 +24,7 @@ from mailer.store.db import new_session
 from mailer.store.models import Subscriber, SubscriberStatus, Topic, utcnow
 from mailer.tokens import Purpose, confirm_url, preferences_url
 from mailer.web import emails, links
+from mailer.web.clients import client_key
 from mailer.web.context import DB, Web, web
 from mailer.web.forms import EMAIL_LENGTH, FormList, FormText, clean_name, normalised_email, offered_languages, problems
 
@@ -49,7 +50,7 @@ def post(request: Request, db: DB, background: BackgroundTasks,
               "topics": topics}
     if not ctx.forms.accepts(request, csrf, "subscribe"):
         return _form(request, db, chosen, retry=True)
-    if not ctx.guard.per_ip.hit(request.client.host if request.client else ""):
+    if not ctx.guard.per_client.hit(client_key(request)):
         return ctx.pages.render(request, page_language, "too_many.html", status=429, headers={"retry-after": "3600"})
     if website:  # the honeypot, invisible to people: a bot filled it in; it learns nothing
         return ctx.pages.render(request, page_language, "subscribe_sent.html")
@@ -80,7 +81,8 @@ def request_confirmation(ctx: Web, *, email: str, name: str, language: str, topi
                          consent_text: str, page_language: str) -> None:
     """After the response: decide whether to email, record the pending subscriber, send the link.
 
-    `email` is normalised; its lower case is the key the limits count by, as the store's `email_key`.
+    `email` is normalised; its lower case (the store's `email_key`) is what the hold on a recent leaver
+    counts, and the email limits count its mailbox and its domain (`PageLimits.may_email`).
     """
     try:
         with new_session(ctx.engine) as db:
@@ -88,7 +90,7 @@ def request_confirmation(ctx: Web, *, email: str, name: str, language: str, topi
             key = email.lower()
             if existing is not None and _recently_stopped(existing) and ctx.guard.first_ask(key):
                 return  # held: mailed only if the same address asks again within a day
-            if not ctx.guard.per_address.hit(key):
+            if not ctx.guard.may_email(email):
                 return
             if existing is not None and existing.status == SubscriberStatus.active:
                 target, template = existing, "email/already_subscribed.txt"
@@ -122,13 +124,20 @@ def confirm(token: str, request: Request, db: DB, csrf: FormText = "") -> Respon
     subscriber = links.subscriber(db, ctx.settings, Purpose.confirm, token)
     if not ctx.forms.accepts(request, csrf, "confirm", subscriber.id):
         return _confirmation(request, subscriber, retry=True)
+    first_use = subscriber.status == SubscriberStatus.pending
     subscribers.confirm(db, subscriber_id=subscriber.id)
     db.commit()
-    return _confirmation(request, subscriber)
+    return _confirmation(request, subscriber, first_use=first_use)
 
 
-def _confirmation(request: Request, subscriber: Subscriber, *, retry: bool = False) -> Response:
-    """The button while pending, the welcome once active; for anyone else the link has no use left."""
+def _confirmation(request: Request, subscriber: Subscriber, *, retry: bool = False,
+                  first_use: bool = False) -> Response:
+    """The button while pending, the welcome once active; for anyone else the link has no use left.
+
+    The welcome links to the preferences page (a link that never expires) only on the
+    confirmation itself: whoever opens the link again later (a forwarded email, a
+    shared computer) gets no such key.
+    """
     ctx = web(request)
     if subscriber.status == SubscriberStatus.pending:
         template = "confirm.html"
@@ -137,7 +146,7 @@ def _confirmation(request: Request, subscriber: Subscriber, *, retry: bool = Fal
     else:
         raise links.InvalidLink
     context = {"subscriber": subscriber, "retry": retry, "csrf": ctx.forms.make("confirm", subscriber.id),
-               "preferences_url": preferences_url(ctx.settings, subscriber.id)}
+               "preferences_url": preferences_url(ctx.settings, subscriber.id) if first_use else None}
     return ctx.pages.render(request, ctx.pages.language(request, subscriber.language), template, context,
                             status=400 if retry else 200)
 

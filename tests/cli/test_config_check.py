@@ -109,16 +109,17 @@ def test_an_empty_smtp_host_is_a_warning_naming_the_outbox(check, engine, settin
 
 
 @pytest.mark.parametrize(("base_url", "expected"), [
-    ("http://127.0.0.1:8000", ["is not https://", "loopback or private address"]),
-    ("https://192.168.1.20", ["192.168.1.20, a loopback or private address"]),
-    ("https://localhost:8443", ["names localhost"]),
-    ("https://news.example.org", ["still the sample's news.example.org"]),
+    ("http://127.0.0.1:8000", "a loopback address"),
+    ("https://192.168.1.20", "a private address"),
+    ("https://localhost:8443", "a name that is not on the internet"),
+    ("http://news.cymdeithas.cymru", "links must be https://"),
+    ("https://news.example.org", "still the sample's news.example.org"),
 ])
-def test_a_base_url_readers_cannot_use_is_a_warning(check, engine, base_url: str, expected: list[str]):
-    found = line(check(MAILER_BASE_URL=base_url), "base_url")
-    assert found.startswith(f"warning {base_url} ")
-    for words in expected:
-        assert words in found
+def test_a_base_url_readers_cannot_use_is_a_warning(check, engine, base_url: str, expected: str):
+    result = check(MAILER_BASE_URL=base_url)
+    assert result.exit_code == 0  # a warning: the outbox and a local trial are fine with it
+    found = line(result, "base_url")
+    assert found.startswith(f"warning base_url is {base_url!r}") and expected in found
 
 
 def test_a_public_https_base_url_passes(check, engine):

@@ -76,7 +76,7 @@ def test_build_writes_html_text_mjml_and_eml(cli_env, workdir):
     result = run("build", str(SAMPLE_BILINGUAL))
     assert result.exit_code == 0, result.output
     out = workdir / "build"
-    for extension in ("html", "txt", "mjml", "eml"):
+    for extension in ("html", "txt", "mjml", "eml", "nameless.eml"):
         path = out / f"2026-12-network-launch.{extension}"
         assert path.stat().st_size > 1000
         assert str(Path("build") / path.name) in result.output
@@ -124,6 +124,11 @@ def test_schema_accepts_the_samples_and_refuses_what_validate_refuses(cli_env):
 
     for sample in (SAMPLE_EN, SAMPLE_BILINGUAL):
         assert list(validator.iter_errors(as_json(sample))) == [], sample
+    local = as_json(SAMPLE_EN)
+    local["sections"][2]["image"] = {"src": "photos/cafe.jpg", "alt": ""}  # a file beside the issue; decorative
+    assert list(validator.iter_errors(local)) == []
+    local["sections"][2]["image"]["src"] = "data:image/png;base64,AAAA"
+    assert [list(error.path) for error in validator.iter_errors(local)] == [["sections", 2, "image"]]
     bad = as_json(SAMPLE_EN)
     bad["sections"][0]["button"]["url"] = "javascript:alert(1)"
     bad["sections"][1]["heding"] = "Typo"

@@ -72,3 +72,17 @@ def test_html_over_gmail_limit(write_issue, settings):
     size_kb = int(warning.split("HTML is ")[1].split(" KB")[0])
     assert size_kb * 1024 > GMAIL_CLIP_BYTES
     assert warning.startswith("1:1: the en email's HTML is") and "Gmail clips emails over 102 KB" in warning
+
+
+def test_a_decorative_image_is_fine_a_missing_alt_is_not(write_issue, settings):
+    path = write_issue("""\
+        title: {en: "News", cy: "Newyddion"}
+        date: 2026-12-01
+        languages: [en, cy]
+        preheader: {en: "Hello", cy: "Helo"}
+        sections:
+          - image: {src: "https://example.org/line.png", alt: ""}
+          - image: {src: "https://example.org/photo.jpg"}
+        """)
+    assert warnings(path, settings) == [
+        "7:12: sections[1].image: image without alt text: say what it shows for readers who cannot see it"]

@@ -194,3 +194,56 @@ def test_unknown_language_and_duplicate_language(write_issue):
         "3:12: languages: lists a language twice",
         "4:25: preheader.fr: unknown language 'fr': use en or cy",
     ]
+
+
+def test_every_problem_in_one_pass_including_missing_welsh(write_issue):
+    # Five mistakes of form and seven texts without their Welsh: all reported by the first run.
+    path = write_issue("""\
+        title: {en: "Network news", cy: "Newyddion"}
+        date: 2026-13-01
+        languages: [en, cy]
+        preheader: "A new network"
+        intro: "Hello"
+        sections:
+          - heding: {en: "A network", cy: "Rhwydwaith"}
+            body: "Some news"
+          - heading: {en: "Links"}
+            links:
+              - {title: "Catalogue", url: "javascript:alert(1)", note: "Case studies"}
+            button: {label: {en: "Read"}, url: "ftp://example.org/x"}
+        sign_off: "Thanks"
+        greeting: maybe
+        """)
+    found = problems(path)
+    assert found == [
+        "2:7: date: not a valid date: write it like 2026-12-01",
+        "4:12: preheader: missing the Welsh text (cy:): give both, as {en: ..., cy: ...}",
+        "5:8: intro: missing the Welsh text (cy:): give both, as {en: ..., cy: ...}",
+        "7:5: sections[0].heding: unknown field (did you mean 'heading'?)",
+        "8:11: sections[0].body: missing the Welsh text (cy:): give both, as {en: ..., cy: ...}",
+        "9:14: sections[1].heading: missing the Welsh text (cy:)",
+        "11:17: sections[1].links[0].title: missing the Welsh text (cy:): give both, as {en: ..., cy: ...}",
+        "11:35: sections[1].links[0].url: javascript: addresses are not allowed here; use https:, http: or mailto:",
+        "11:64: sections[1].links[0].note: missing the Welsh text (cy:): give both, as {en: ..., cy: ...}",
+        "12:21: sections[1].button.label: missing the Welsh text (cy:)",
+        "12:40: sections[1].button.url: ftp: addresses are not allowed here; use https:, http: or mailto:",
+        "13:11: sign_off: missing the Welsh text (cy:): give both, as {en: ..., cy: ...}",
+        "14:11: greeting: Input should be a valid boolean, unable to interpret input",
+    ]
+
+
+def test_an_empty_alt_marks_a_decorative_image(write_issue):
+    issue = load_issue(write_issue(MINIMAL + '  - image: {src: "https://example.org/line.png", alt: ""}\n'))
+    assert issue.sections[1].image.alt.get("en") == ""
+    bilingual = MINIMAL.replace("preheader:", "languages: [en, cy]\npreheader:")
+    found = problems(write_issue(bilingual + '  - image: {src: "https://example.org/line.png", alt: ""}\n'))
+    assert not [problem for problem in found if "alt" in problem]  # decorative in both languages at once
+    assert "8:55: sections[1].image.alt: is empty" in problems(
+        write_issue(MINIMAL + '  - image: {src: "https://example.org/line.png", alt: "  "}\n'))
+
+
+def test_an_unquoted_colon_gets_a_hint_to_quote(write_issue):
+    path = write_issue(MINIMAL.replace('"Network news: December"', "Network news: December"))
+    assert problems(path) == [
+        '1:20: YAML syntax error: mapping values are not allowed here '
+        '(a text containing ": " needs quotes: title: "Network news: December")']

@@ -80,9 +80,9 @@ def bilingual(settings) -> Personaliser:
 def test_a_bilingual_reader_without_a_name_is_greeted_in_each_language(bilingual, name):
     html, text = bilingual.html({**VALUES, "name": name}), bilingual.text({**VALUES, "name": name})
     for part in (html, text):
-        assert "Annwyl gyfaill," in part and "Dear friend," in part
-        assert "Dear gyfaill" not in part and "Annwyl friend" not in part
-        assert part.index("Annwyl gyfaill,") < part.index("Dear friend,")
+        assert "Annwyl ddarllenydd," in part and "Dear reader," in part
+        assert "Dear ddarllenydd" not in part and "Annwyl reader" not in part
+        assert part.index("Annwyl ddarllenydd,") < part.index("Dear reader,")
 
 
 def test_a_bilingual_reader_with_a_name_gets_it_in_both_greetings(bilingual):
@@ -91,12 +91,12 @@ def test_a_bilingual_reader_with_a_name_gets_it_in_both_greetings(bilingual):
 
 
 OPTIONAL = if_given("<p>to __MAILER_EMAIL__ (__MAILER_NAME__)</p>", "email")
-GREETING = if_given("Dear __MAILER_NAME__,", "name", otherwise="Dear friend,")
+GREETING = if_given("Dear __MAILER_NAME__,", "name", otherwise="Dear reader,")
 
 
 def test_if_given_markers():
     assert if_given("<p>to __MAILER_EMAIL__</p>", "email") == "__MAILER_IF_EMAIL__<p>to __MAILER_EMAIL__</p>__MAILER_ENDIF__"
-    assert GREETING == "__MAILER_IF_NAME__Dear __MAILER_NAME__,__MAILER_ELSE__Dear friend,__MAILER_ENDIF__"
+    assert GREETING == "__MAILER_IF_NAME__Dear __MAILER_NAME__,__MAILER_ELSE__Dear reader,__MAILER_ENDIF__"
     with pytest.raises(ValueError):
         if_given("x", "password")
 
@@ -111,7 +111,7 @@ def test_text_is_left_out_without_its_value():
 
 def test_the_other_text_is_chosen_without_the_value():
     personal = make(f"<p>{GREETING}</p><p>{GREETING}</p>", text=GREETING)
-    assert personal.html({"name": ""}) == "<p>Dear friend,</p><p>Dear friend,</p>"
+    assert personal.html({"name": ""}) == "<p>Dear reader,</p><p>Dear reader,</p>"
     assert personal.html({"name": "<Siân>"}) == "<p>Dear &lt;Siân&gt;,</p><p>Dear &lt;Siân&gt;,</p>"
     assert personal.text({"name": "Siân"}) == "Dear Siân,"
 

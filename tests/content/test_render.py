@@ -57,14 +57,14 @@ def test_footer_in_html_and_text(english, settings):
         assert "Why you get this email" in part
         for label in ("Unsubscribe", "Update your preferences", "View in browser"):
             assert label in part
-    assert "Unsubscribe: __MAILER_UNSUBSCRIBE_URL__" in english.text
-    assert "View in browser: __MAILER_WEB_URL__" in english.text
+    assert "Unsubscribe:\n__MAILER_UNSUBSCRIBE_URL__" in english.text  # the link alone on its line
+    assert "View in browser:\n__MAILER_WEB_URL__" in english.text
 
 
 def test_text_is_written_from_the_content(english):
     text = english.text
     assert "All together: an open letter, and a reply\n=====" in text
-    assert "__MAILER_IF_NAME__Dear __MAILER_NAME__,__MAILER_ELSE__Dear friend,__MAILER_ENDIF__" in text
+    assert "__MAILER_IF_NAME__Dear __MAILER_NAME__,__MAILER_ELSE__Dear reader,__MAILER_ENDIF__" in text
     assert "Read the First Minister's reply:\nhttps://example.org/letters/reply" in text
     assert "- Co-production catalogue: seeing is believing\n  https://example.org/publications/catalogue" in text
     assert "When: Thursday 19 November 2026, 10:00–12:30" in text
@@ -92,7 +92,7 @@ def test_welsh_variant(settings):
     assert '<html lang="cy"' in rendered.html
     assert "1 Rhagfyr 2026" in rendered.html  # Babel's Welsh date
     assert "Dydd Iau 21 Ionawr 2027, 10:00–15:30" in rendered.text
-    for welsh in ("Dad-danysgrifio", "Diweddaru eich dewisiadau", "Gweld yn eich porwr", "Annwyl __MAILER_NAME__,", "Annwyl gyfaill,",
+    for welsh in ("Dad-danysgrifio", "Diweddaru eich dewisiadau", "Gweld yn eich porwr", "Annwyl __MAILER_NAME__,", "Annwyl ddarllenydd,",
                   "Pam rydych chi'n cael yr e-bost hwn", "Pryd", "Ble"):
         assert welsh in rendered.html and welsh in rendered.text, welsh
     assert "Unsubscribe" not in rendered.html and "Gŵyl Dewi" in rendered.text
@@ -167,7 +167,7 @@ def test_rendered_round_trips_as_json_data(bilingual):
 
 def test_welsh_survives_into_a_message(settings):
     rendered = render_issue(load_issue(SAMPLE_BILINGUAL), settings, "cy")
-    message = message_from_bytes(sample_message(rendered, settings).as_bytes(), policy=policy.default)
+    message = message_from_bytes(sample_message(rendered, settings), policy=policy.default)
     assert message["Subject"] == "Rhwydwaith cydgynhyrchu i Gymru"
     text = message.get_body(("plain",)).get_content()
     assert "Annwyl Siân Roberts," in text and "Tŷ Hywel" in text and "storïau" in text and "Gŵyl" in text
@@ -184,7 +184,7 @@ def test_welsh_subject_is_encoded_and_decoded(write_issue, settings):
           - heading: {en: "Team", cy: "Tîm"}
         """)
     rendered = render_issue(load_issue(path), settings, "cy")
-    raw = sample_message(rendered, settings).as_bytes()
+    raw = sample_message(rendered, settings)
     assert b"=?utf-8?" in raw.split(b"\n\n", 1)[0].lower().replace(b"\r", b"")
     message = message_from_bytes(raw, policy=policy.default)
     assert message["Subject"] == "Gŵyl Dewi: newyddion o'r Tŷ, â chân"

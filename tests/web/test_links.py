@@ -8,7 +8,7 @@ import pytest
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
 from mailer.store import subscribers
-from mailer.tokens import Purpose, make_token, unsubscribe_url
+from mailer.tokens import UNDO_EMAIL_DAYS, Purpose, make_token, unsubscribe_url
 from tests.web.helpers import events, main_text
 
 ROUTES = [  # (method, path template, purpose of the token it takes)
@@ -21,11 +21,16 @@ ROUTES = [  # (method, path template, purpose of the token it takes)
     ("POST", "/confirm/{}", Purpose.confirm),
     ("GET", "/email/{}", Purpose.change_email),
     ("POST", "/email/{}", Purpose.change_email),
+    ("GET", "/email/{}/undo", Purpose.undo_email),
+    ("POST", "/email/{}/undo", Purpose.undo_email),
 ]
 
 
 def _payload(purpose: Purpose, subscriber_id: int) -> object:
-    return [subscriber_id, "new@example.org"] if purpose == Purpose.change_email else subscriber_id
+    """What a link of `purpose` carries: the subscriber, and for address links the address version and address."""
+    if purpose in (Purpose.change_email, Purpose.undo_email):
+        return [subscriber_id, 0, "new@example.org"]
+    return subscriber_id
 
 
 def _aged(settings, purpose: Purpose, payload: object, days: float) -> str:
@@ -72,12 +77,14 @@ def test_every_bad_token_gets_the_same_plain_page(method, path, purpose, client,
     assert events(db, ann) == [("subscribed", "cli")]
 
 
-@pytest.mark.parametrize("purpose,path", [(Purpose.confirm, "/confirm/{}"), (Purpose.change_email, "/email/{}")])
+@pytest.mark.parametrize("purpose,path", [(Purpose.confirm, "/confirm/{}"), (Purpose.change_email, "/email/{}"),
+                                          (Purpose.undo_email, "/email/{}/undo")])
 def test_confirmation_links_expire(purpose, path, client, settings, person):
     ann = person()
     payload = _payload(purpose, ann.id)
-    recent = _aged(settings, purpose, payload, days=settings.confirm_token_days - 1)
-    expired = _aged(settings, purpose, payload, days=settings.confirm_token_days + 1)
+    days = UNDO_EMAIL_DAYS if purpose == Purpose.undo_email else settings.confirm_token_days
+    recent = _aged(settings, purpose, payload, days=days - 1)
+    expired = _aged(settings, purpose, payload, days=days + 1)
     assert client.get(path.format(recent)).status_code != 400
     assert client.get(path.format(expired)).status_code == 400
 

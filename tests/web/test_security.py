@@ -132,6 +132,7 @@ def test_tokens_are_cut_out_of_log_lines(client, urls, caplog):
 def test_redact():
     assert redact("/u/abc.def/resubscribe") == "/u/…/resubscribe"
     assert redact("/email/abc") == "/email/…"
+    assert redact("/email/abc.def/undo") == "/email/…/undo"
     assert redact("/archive/3") == "/archive/3"
 
 

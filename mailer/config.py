@@ -42,7 +42,7 @@ SAMPLE_FILE = Path(__file__).with_name("sample.toml")
 PACKAGED_TEMPLATES = Path(__file__).resolve().parent / "templates"
 PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret"}
 # Settings naming a file or folder (or an SQLite URL), resolved against the settings file's folder.
-PATH_SETTINGS = ("database_url", "templates_dir", "outbox_dir", "dkim_private_key", "bounce_mailbox")
+PATH_SETTINGS = ("database_url", "templates_dir", "media_dir", "outbox_dir", "dkim_private_key", "bounce_mailbox")
 # Settings never shown in full (`mailer config show`); URLs have only their password masked.
 SECRET_SETTINGS = ("secret_key", "old_secret_keys", "smtp_password")
 URL_SETTINGS = ("database_url", "bounce_mailbox")

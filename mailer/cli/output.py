@@ -27,12 +27,10 @@ if TYPE_CHECKING:
 _OTHER_UNSAFE = "\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069"
 _CONTROL = re.compile(f"[\x00-\x1f{_OTHER_UNSAFE}]")
 _CONTROL_BUT_LINES = re.compile(f"[\x00-\x08\x0b-\x1f{_OTHER_UNSAFE}]")  # keeps tab and newline
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 KB = 1024
 MIN_WRAP = 8  # the narrowest a wrapping column gets before a long address wraps too
 _consoles: dict[bool, Console] = {}
-
-
-_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
 def _escape(match: re.Match[str]) -> str:
@@ -86,7 +84,7 @@ def echo(*parts: object, err: bool = False) -> None:
     imports rich.
     """
     if all(isinstance(part, str) for part in parts):
-        click.echo(printable(" ".join(parts)), err=err)  # type: ignore[arg-type]
+        click.echo(printable(" ".join(map(str, parts))), err=err)
     else:
         get_console(err=err).print(*parts, soft_wrap=True)
 

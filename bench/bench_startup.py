@@ -2,6 +2,7 @@
 
     python bench/bench_startup.py              # 7 runs of each
     python bench/bench_startup.py --runs 15
+    git archive 38726c9 | tar -x -C /tmp/before && python bench/bench_startup.py --before /tmp/before
 
 A command line tool is started anew for every command, so its import time is what a
 user waits for. Each command runs as its own process in a folder set up by `mailer
@@ -57,15 +58,18 @@ COMMANDS: list[tuple[str, list[str], float | None]] = [
 ]
 
 
-def run_once(argv: list[str], folder: Path) -> tuple[float, int]:
-    """Wall time in seconds and peak memory in MB of one process."""
+def run_once(argv: list[str], folder: Path, source: Path | None = None) -> tuple[float, int] | None:
+    """Wall time in seconds and peak memory in MB of one process (None if it failed, for --before)."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("MAILER_")}
+    if source:
+        env["PYTHONPATH"] = str(source)  # ahead of the installed mailer
     started = time.perf_counter()
     process = subprocess.Popen(argv, cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(process.pid, 0)
     elapsed = time.perf_counter() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
+    if os.waitstatus_to_exitcode(status) != 0:
+        if source:
+            return None
         raise SystemExit(f"{' '.join(argv)} failed:\n{process.stderr.read().decode() if process.stderr else ''}")
     return elapsed, usage.ru_maxrss // 1024
 
@@ -73,36 +77,40 @@ def run_once(argv: list[str], folder: Path) -> tuple[float, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=7)
-    runs = parser.parse_args().runs
+    parser.add_argument("--before", type=Path, metavar="SOURCE",
+                        help="also time an earlier mailer's source tree (e.g. from `git archive COMMIT`), in the same run")
+    options = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         bare = folder / "bare.py"
         bare.write_text(BARE_CLICK)
         for step in (["init"], ["db", "upgrade"]):
             run_once([*MAILER, *step], folder)
-        floor_times: list[float] = []
-        floor_memory = 0
+        floor: list[tuple[float, int]] = []
         results = []
         for label, args, target in COMMANDS:
-            times, memory = [], 0
-            for _ in range(runs):  # floor and command interleaved: both see the same load
-                floor, floor_mb = run_once([sys.executable, str(bare), "--help"], folder)
-                floor_times.append(floor)
-                floor_memory = max(floor_memory, floor_mb)
-                elapsed, mb = run_once([*MAILER, *args], folder)
-                times.append(elapsed)
-                memory = max(memory, mb)
-            results.append((label, times, memory, target))
-    floor_best = min(floor_times)
-    print(f"Start-up, {runs} runs each, Python {sys.version.split()[0]}, {os.cpu_count()} cores, "
+            now: list[tuple[float, int]] = []
+            before: list[tuple[float, int] | None] = []
+            for _ in range(options.runs):  # floor and commands interleaved: all see the same load
+                floor.append(run_once([sys.executable, str(bare), "--help"], folder) or (0.0, 0))
+                now.append(run_once([*MAILER, *args], folder) or (0.0, 0))
+                if options.before:
+                    before.append(run_once([*MAILER, *args], folder, options.before))
+            results.append((label, now, before, target))
+    floor_best = min(elapsed for elapsed, _ in floor)
+    print(f"Start-up, {options.runs} runs each, Python {sys.version.split()[0]}, {os.cpu_count()} cores, "
           f"load average {os.getloadavg()[0]:.1f}. Ratio and target use the best run (the least disturbed by load).")
-    print(f"{'command':<34} {'median':>8} {'best':>8} {'x floor':>8} {'peak MB':>8}  target")
-    print(f"{'bare click program --help (floor)':<34} {statistics.median(floor_times):7.3f}s {floor_best:7.3f}s "
-          f"{1:7.1f}x {floor_memory:8d}")
-    for label, times, memory, target in results:
-        best = min(times)
+    print(f"{'command':<34} {'median':>8} {'best':>8} {'x floor':>8} {'peak MB':>8} {'before':>8}  target")
+    print(f"{'bare click program --help (floor)':<34} {statistics.median(e for e, _ in floor):7.3f}s {floor_best:7.3f}s "
+          f"{1:7.1f}x {max(mb for _, mb in floor):8d}")
+    for label, now, before, target in results:
+        best = min(elapsed for elapsed, _ in now)
+        earlier = [run[0] for run in before if run]
+        was = f"{min(earlier):7.3f}s" if earlier else ("     n/a" if options.before else "")
         verdict = "" if target is None else f"< {target} s: {'yes' if best < target else 'NO'}"
-        print(f"{label:<34} {statistics.median(times):7.3f}s {best:7.3f}s {best / floor_best:7.1f}x {memory:8d}  {verdict}")
+        print(f"{label:<34} {statistics.median(e for e, _ in now):7.3f}s {best:7.3f}s {best / floor_best:7.1f}x "
+              f"{max(mb for _, mb in now):8d} {was:>8}  {verdict}")
+
 
 if __name__ == "__main__":
     main()

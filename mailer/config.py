@@ -47,12 +47,28 @@ PATH_SETTINGS = ("database_url", "templates_dir", "media_dir", "outbox_dir", "dk
 SECRET_SETTINGS = ("secret_key", "old_secret_keys", "smtp_password")
 URL_SETTINGS = ("database_url", "bounce_mailbox")
 
-_settings_file: ContextVar[Path] = ContextVar("settings_file")
+_settings_file: ContextVar[Path] = ContextVar("settings_file")  # the file being read, for its source
+_chosen_file: ContextVar[Path | None] = ContextVar("chosen_file", default=None)  # `mailer --config FILE`
+
+# A text readers see: one for every language, or one per language (`{en = "...", cy = "..."}`), as in issues.
+PerLanguage = str | dict[Literal["en", "cy"], str]
+# The settings readers see in their own language; `mailer issue lint` names those without a Welsh text.
+PER_LANGUAGE_SETTINGS = ("list_name", "postal_address")
 
 
 def config_path(explicit: Path | str | None = None) -> Path:
-    """The settings file: `explicit` (`--config`), else `$MAILER_CONFIG`, else `mailer.toml` here."""
-    return Path(explicit or os.environ.get("MAILER_CONFIG") or CONFIG_FILE)
+    """The settings file: `explicit`, else the one chosen with `--config`, else `$MAILER_CONFIG`, else `mailer.toml` here."""
+    return Path(explicit or _chosen_file.get() or os.environ.get("MAILER_CONFIG") or CONFIG_FILE)
+
+
+@contextmanager
+def chosen_config(path: Path) -> Iterator[None]:
+    """Within the block, `config_path()` is `path`: the global `--config` option, for one command run."""
+    token = _chosen_file.set(path)
+    try:
+        yield
+    finally:
+        _chosen_file.reset(token)
 
 
 def env_name(key: str) -> str:
@@ -86,9 +102,9 @@ class Settings(BaseSettings):
     # Public address of the subscriber pages; every link in an email starts with it.
     base_url: str = "http://127.0.0.1:8000"
     # Shown in every footer (required by law for bulk mail in the UK and US).
-    postal_address: str = "Somewhere Street, Cardiff, Wales"
-    # List identity: List-Id header and the "why you get this" footer line.
-    list_name: str = "Newsletter"
+    postal_address: PerLanguage = "Somewhere Street, Cardiff, Wales"
+    # List identity: masthead, pages, notices, the List-Id header and the "why you get this" footer line.
+    list_name: PerLanguage = "Newsletter"
     list_id: str = "newsletter.example.org"
     # Storage.
     database_url: str = "sqlite:///mailer.db"
@@ -146,6 +162,32 @@ class Settings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {value!r} (examples: Europe/London, UTC)") from None
         return value
+
+    @field_validator(*PER_LANGUAGE_SETTINGS)
+    @classmethod
+    def _texts(cls, value: PerLanguage) -> PerLanguage:
+        texts = [value] if isinstance(value, str) else list(value.values())
+        if not texts or not all(text.strip() for text in texts):
+            raise ValueError('must be text, or one text per language like {en = "...", cy = "..."}')
+        return value
+
+    def text(self, name: str, language: str) -> str:
+        """The per-language setting `name` in `language`, else in the default language, else any.
+
+        "both" (the bilingual email) gives the two, `bilingual_first` first, when they differ.
+        """
+        value: PerLanguage = getattr(self, name)
+        if isinstance(value, str):
+            return value
+        if language == "both":
+            first, second = self.bilingual_first, "cy" if self.bilingual_first == "en" else "en"
+            return " / ".join(dict.fromkeys((self.text(name, first), self.text(name, second))))
+        return value.get(language) or value.get(self.default_language) or next(iter(value.values()))  # type: ignore[call-overload]
+
+    def missing_texts(self, language: str) -> list[str]:
+        """The per-language settings without a text of their own in `language` (one plain text counts as none)."""
+        return [name for name in PER_LANGUAGE_SETTINGS
+                if isinstance(getattr(self, name), str) or language not in getattr(self, name)]
 
     @field_validator("base_url")
     @classmethod

@@ -1,20 +1,25 @@
 """What a message in the bounce mailbox says: a permanent failure, a temporary one, a complaint, or nothing.
 
-Standard reports are read field by field: an ARF feedback report (RFC 5965)
-is a complaint; an RFC 3464 delivery status notification gives each
-recipient's Action, Status and Diagnostic-Code. Anything else goes to
-flufl.bounce, Mailman's collection of detectors for the odd formats real MTAs
-send. What none of them recognises (out-of-office replies, people answering
-the newsletter) is not a bounce. The signed return path found anywhere in the
-message names the delivery, whatever the report says about addresses.
+Readers are tried from the most to the least structured:
 
-Only the reporting MTA's own parts are checked for damage; the returned copy of
-our message is often cut short on purpose and is not held against the report.
+1. feedback reports: ARF (RFC 5965) of type abuse or fraud is a complaint, one
+   per `Original-Rcpt-To`; `opt-out` asks to unsubscribe; Microsoft JMRP reports
+   (the original message with `X-HmXmrOriginalRecipient`) are complaints;
+2. the JSON notices of Amazon SES, Postmark, Mailgun and SendGrid (`providers`);
+3. RFC 3464 delivery status notifications, field by field, per recipient block;
+4. for a message that looks like a failure notice and is no auto-reply, the
+   human-readable notice (`notice`), then flufl.bounce's detectors.
+
+Every failure is judged by the rule table (`rules`): permanent only on positive
+evidence that the address is bad. Text is decoded leniently (it is only
+searched), and damage is held against a report only when nothing in it could be
+read. The signed return paths and the Message-IDs of ours found anywhere in the
+message say which delivery a report is about (`policy` checks them); addresses
+the report gives are kept only when they are valid and are not the list's own.
 """
 
 from __future__ import annotations
 
-import codecs
 import email
 import hashlib
 import re
@@ -22,13 +27,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from email import errors
 from email.message import Message
-from email.utils import getaddresses
+from email.utils import getaddresses, parseaddr
+from functools import cached_property
 
 from flufl.bounce import all_failures
 
-from mailer.bounces.verp import deliveries_in
+from mailer.bounces import notice, providers
+from mailer.bounces.rules import COMPLAINT, Failure, delayed, evidence_lines, failed
+from mailer.bounces.unsubscribe import is_unsubscribe_address
+from mailer.bounces.verp import deliveries_in, is_return_path, message_ids_in
 from mailer.config import Settings
 from mailer.store.models import BounceKind
+
+__all__ = ["Classification", "Failure", "MalformedMessage", "classify", "MAX_MESSAGE_BYTES", "TOO_BIG"]
 
 # Real bounces are small; a returned newsletter is ~100 KB. Bigger ones are not read.
 MAX_MESSAGE_BYTES = 5 * 1024 * 1024
@@ -37,48 +48,46 @@ TOO_BIG = f"larger than {MAX_MESSAGE_BYTES // 2**20} MiB"
 SEVERITY = (BounceKind.complaint, BounceKind.permanent, BounceKind.temporary)  # most serious first
 # Feedback types that mean "this reader called it spam"; not-spam, virus, auth-failure... are not complaints.
 COMPLAINT_TYPES = {"abuse", "fraud"}
+OPT_OUT_TYPES = {"opt-out", "optout", "unsubscribe"}
 # Parts that carry (a copy of) the message that bounced rather than the report.
 RETURNED_TYPES = {"message/rfc822", "message/global", "text/rfc822-headers", "message/global-headers"}
+STATUS_TYPES = {"message/delivery-status", "message/global-delivery-status"}
 BROKEN_MIME = (
     errors.NoBoundaryInMultipartDefect,
     errors.StartBoundaryNotFoundDefect,
     errors.MultipartInvariantViolationDefect,
-    errors.InvalidMultipartContentTransferEncodingDefect,
 )
-# RFC 3463 status subject.detail codes that fault the message or the sender, not the address:
-# mailbox full, message too big, and every security or policy refusal (spam blocks, DMARC).
-NOT_ABOUT_THE_ADDRESS = {("2", "2"), ("2", "3"), ("3", "4")}
-ENHANCED_STATUS = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?!\d)")
-REPLY_CODE = re.compile(r"(?<![\d.])([245]\d\d)(?=[\s-])")
-REPLY_LINE = re.compile(r"(?<![\d.:])[45]\d\d[ -].*")
+# A valid addr-spec as reports give it: no spaces or brackets, a local part that is no pipe
+# command or path, and a dotted domain with an alphabetic top level.
+ADDR_SPEC = re.compile(r"[^\s@<>()\[\],;:\"|/\\][^\s@<>()\[\],;:\"\\]*@(?:[^\W_](?:[\w-]*[^\W_])?\.)+[^\W\d_]{2,63}")
+REPORTERS = {"postmaster", "mailer-daemon", "mailerdaemon", "mail-daemon", "abuse", "hostmaster", "root",
+             "noreply", "no-reply", "donotreply", "do-not-reply"}
+RECIPIENT_FIELDS = ("Original-Recipient", "Final-Recipient", "X-Actual-Recipient")
 
 
 class MalformedMessage(ValueError):
-    """Too broken to trust: left in the mailbox for a person to look at."""
-
-
-@dataclass(frozen=True)
-class Failure:
-    """One recipient a report names. `address` is empty when the report does not say."""
-
-    address: str
-    kind: BounceKind
-    diagnostic: str
+    """Too big, or too broken to read anything from: left in the mailbox for a person to look at."""
 
 
 @dataclass(frozen=True)
 class Classification:
-    """What one message says. No failures means it is not a bounce."""
+    """What one message says. No failures (and no opt-out) means it is not a bounce."""
 
     message_id: str  # the report's Message-ID, or a hash of its bytes: what makes processing it twice harmless
     failures: tuple[Failure, ...]
     delivery_ids: tuple[int, ...]  # deliveries named by signed return paths in the message
+    message_ids: tuple[str, ...] = ()  # Message-IDs this system could have written, found in the message
+    opt_out: bool = False  # an ARF opt-out report: the reader asks to be unsubscribed
 
     @property
     def kind(self) -> BounceKind | None:
         """The most serious kind reported, or None for not a bounce."""
         kinds = {failure.kind for failure in self.failures}
         return next((kind for kind in SEVERITY if kind in kinds), None)
+
+    def worst(self) -> Failure:
+        """The most serious failure (a report about one delivery is one bounce of that delivery)."""
+        return min(self.failures, key=lambda failure: SEVERITY.index(failure.kind))
 
     def worst_per_address(self) -> list[Failure]:
         """The most serious failure for each address: a report may name one recipient twice,
@@ -90,161 +99,267 @@ class Classification:
 
 
 def classify(settings: Settings, data: bytes) -> Classification:
-    """Read one raw message; `MalformedMessage` when it is too big or too broken to trust."""
-    message = parse(data)
-    return Classification(
-        message_id=_message_key(message, data),
-        failures=tuple(_failures(message)),
-        delivery_ids=tuple(deliveries_in(settings, data.decode("latin-1"))),
-    )
-
-
-def parse(data: bytes) -> Message:
-    """Parse, refusing what is too big, has broken MIME structure, or text in an unknown or wrong charset."""
+    """Read one raw message; `MalformedMessage` when it is too big or nothing in its broken structure can be read."""
     if len(data) > MAX_MESSAGE_BYTES:
         raise MalformedMessage(TOO_BIG)
     message = email.message_from_bytes(data)  # compat32 Message: what flufl.bounce's detectors expect
-    for part in _own_parts(message):
-        broken = [type(defect).__name__ for defect in part.defects if isinstance(defect, BROKEN_MIME)]
-        if broken:
-            raise MalformedMessage(f"broken MIME structure ({', '.join(broken)})")
-        if part.get_content_maintype() == "text" and part.get_content_type() not in RETURNED_TYPES:
-            _text(part)
-    return message
+    failures, opt_out = Reader(settings, message).read()
+    return Classification(
+        message_id=_message_key(message, data),
+        failures=tuple(failures),
+        delivery_ids=tuple(deliveries_in(settings, data)),
+        message_ids=tuple(message_ids_in(settings, data)),
+        opt_out=opt_out,
+    )
 
 
-def _failures(message: Message) -> list[Failure]:
-    parts = list(_own_parts(message))
-    feedback = [part for part in parts if part.get_content_type() == "message/feedback-report"]
-    if feedback:
-        fields = _fields(feedback[0])
-        return _complaint(message, fields[0]) if fields else []
-    statuses = [part for part in parts if part.get_content_type() == "message/delivery-status"]
-    if statuses:
-        return [failure for part in statuses for failure in _dsn(part)]
-    return _heuristic(message, parts)
+class Reader:
+    """One message read in the order of the module's docstring."""
+
+    def __init__(self, settings: Settings, message: Message) -> None:
+        self.settings = settings
+        self.message = message
+        self.parts = [(part, part.get_content_type()) for part in own_parts(message)]
+        self.texts: dict[int, str] = {}
+        self.own = {address.lower() for address in (settings.sender_address, parseaddr(settings.reply_to)[1],
+                                                    settings.return_path) if address}
+        self.ids = {value.strip("<>").lower() for name in ("Message-ID", "In-Reply-To", "References")
+                    for value in str(message.get(name, "")).split()}
+
+    def read(self) -> tuple[list[Failure], bool]:
+        if any(kind == "message/disposition-notification" for _, kind in self.parts):
+            return [], False  # a read receipt (RFC 8098)
+        feedback = self.feedback()
+        if feedback is not None:
+            return feedback
+        for part, kind in self.parts:
+            if kind.startswith("text/") and kind not in RETURNED_TYPES or kind == "application/json":
+                data = providers.json_in(self.text_of(part))
+                if data is not None and (found := providers.read_notices(data, self.accept)) is not None:
+                    return found, False
+        statuses = [part for part, kind in self.parts if kind in STATUS_TYPES]
+        if statuses:
+            found = self.dsn(fields_text(part) for part in statuses)
+            if found is not None:
+                return found, False
+        if not notice.looks_like_failure_notice(self.message):
+            return [], False
+        text = self.notice_text
+        inline = self.dsn([text]) if "final-recipient:" in text.lower() else None  # DSN fields pasted into the text
+        found = inline or notice.read_notice(text, self.accept, self.failed_recipients_header()) or self.flufl(text)
+        if not found and self.broken():
+            raise MalformedMessage(f"broken MIME structure ({', '.join(self.broken())}) and nothing readable")
+        return found, False
+
+    # ---- addresses -------------------------------------------------------------------------
+
+    def accept(self, value: str) -> str:
+        """The address in `value` if it may be a failed recipient: a valid addr-spec that is not the
+        list's own (sender, reply-to, return path, any VERP or unsubscribe address), no reporting
+        system's (postmaster, MAILER-DAEMON) and no Message-ID of the report; '' otherwise."""
+        address = value.strip().strip("<>").strip().rstrip(".")
+        if not ADDR_SPEC.fullmatch(address) or len(address) > 254:
+            return ""
+        lowered = address.lower()
+        local = lowered.rpartition("@")[0]
+        if lowered in self.own or lowered in self.ids or local.split("+")[0] in REPORTERS:
+            return ""
+        if is_unsubscribe_address(self.settings, address) or is_return_path(self.settings, address):
+            return ""
+        return address
+
+    def first_accepted(self, values: list[str]) -> str:
+        for value in values:
+            _, semicolon, rest = value.partition(";")
+            for _, address in getaddresses([rest if semicolon else value]):
+                if accepted := self.accept(address):
+                    return accepted
+        return ""
+
+    def failed_recipients_header(self) -> list[str]:
+        return [address for _, address in getaddresses(self.message.get_all("X-Failed-Recipients", []))]
+
+    # ---- feedback reports ------------------------------------------------------------------
+
+    def feedback(self) -> tuple[list[Failure], bool] | None:
+        """An ARF report, a Microsoft JMRP report or an AOL-style scomp report; None when it is none of them."""
+        returned = self.returned_headers()
+        report = next((part for part, kind in self.parts if kind == "message/feedback-report"), None)
+        if report is None and self.message.get_param("report-type", "", header="content-type") == "feedback-report":
+            report = next((part for part, kind in self.parts if kind.startswith("text/")
+                           and "feedback-type:" in self.text_of(part).lower()), None)
+        if report is not None:
+            blocks = dsn_blocks(fields_text(report))
+            fields = blocks[0] if blocks else {}
+            kind = fields.get("feedback-type", [""])[0].lower()
+            addresses = [self.accept(value.partition(";")[2] or value)
+                         for name in ("original-rcpt-to", "removal-recipient") for value in fields.get(name, [])]
+            addresses = [address for address in addresses if address] or [self.returned_recipient(returned)]
+            if kind in OPT_OUT_TYPES:
+                return [], True
+            if kind not in COMPLAINT_TYPES:
+                return [], False
+            names = ("feedback-type", "user-agent", "source-ip", "arrival-date")
+            diagnostic = "; ".join(f"{name.title()}: {fields[name][0]}" for name in names if fields.get(name))
+            return [Failure(address, BounceKind.complaint, diagnostic, COMPLAINT.name) for address in addresses], False
+        jmrp = self.message.get("X-HmXmrOriginalRecipient") or (returned.get("X-HmXmrOriginalRecipient") if returned else None)
+        if jmrp is not None or "scomp" in str(self.message.get("X-Loop", "")).lower():
+            address = self.first_accepted([str(jmrp)]) if jmrp else self.returned_recipient(returned)
+            source = "Microsoft JMRP report" if jmrp is not None else "scomp complaint report"
+            return [Failure(address, BounceKind.complaint, source, COMPLAINT.name)], False
+        return None
+
+    def returned_headers(self) -> Message | None:
+        """The headers of the returned copy of our message, when the report carries one."""
+        for part, kind in self.parts:
+            if kind in RETURNED_TYPES:
+                payload = part.get_payload()
+                if isinstance(payload, list) and payload:
+                    return payload[0]
+                return email.message_from_string(str(payload))
+        return None
+
+    def returned_recipient(self, returned: Message | None) -> str:
+        if returned is None:
+            return ""
+        return self.first_accepted([str(returned.get("X-HmXmrOriginalRecipient", "")), str(returned.get("To", ""))])
+
+    # ---- delivery status notifications -----------------------------------------------------
+
+    def dsn(self, texts: Iterator[str] | list[str]) -> list[Failure] | None:
+        """Each recipient block that reports a failure or a delay; None when there are no recipient blocks."""
+        blocks = [block for text in texts for block in dsn_blocks(text)
+                  if any(name.lower() in block for name in RECIPIENT_FIELDS)]
+        if not blocks:
+            return None
+        reported = [(block, action) for block in blocks if (action := _action(block))]
+        text = self.notice_text if reported else ""
+        failures = []
+        for block, action in reported:
+            address = self.first_accepted([value for name in RECIPIENT_FIELDS for value in block.get(name.lower(), [])])
+            status = _first(block, "status")
+            code = _first(block, "diagnostic-code")
+            about = text if len(reported) == 1 else _lines_about(text, address)
+            if not code:  # the notice says more than a bare status
+                lines = about.split("\n")
+                code = notice.summary(lines, evidence_lines(lines))
+            diagnostic = code if status and status in code else f"{status} {code}".strip()
+            judged = failed if action == "failed" else delayed
+            failures.append(judged(address, diagnostic, [code, status], [about]))
+        return failures
+
+    # ---- notices for people ----------------------------------------------------------------
+
+    @cached_property
+    def notice_text(self) -> str:
+        """The human-readable report: its plain text parts (or HTML ones when there is no plain text),
+        up to where an inline copy of the bounced message begins."""
+        texts = [(part, kind) for part, kind in self.parts if kind.startswith(("text/", "multipart/"))
+                 and kind not in RETURNED_TYPES and not isinstance(part.get_payload(), list)]
+        plain = [part for part, kind in texts if kind != "text/html"] or [part for part, _ in texts]
+        return notice.without_returned_copy("\n".join(self.text_of(part) for part in plain))
+
+    def text_of(self, part: Message) -> str:
+        """A part's text, decoded once however often it is asked for."""
+        if id(part) not in self.texts:
+            self.texts[id(part)] = notice.text_of(part)
+        return self.texts[id(part)]
+
+    def flufl(self, text: str) -> list[Failure]:
+        """flufl.bounce's detectors, for the formats the notice reader found no address in."""
+        try:
+            temporary, permanent = all_failures(self.message)
+        except Exception:  # noqa: BLE001 - its heuristics can trip over odd messages: then it knows nothing
+            return []
+        lines = text.split("\n")
+        diagnostic = notice.summary(lines, evidence_lines(lines))
+        found = []
+        for raw, final in [(address, False) for address in sorted(temporary)] + [(address, True) for address in sorted(permanent)]:
+            address = self.accept(raw.decode("ascii", errors="replace"))
+            if address:
+                judged = failed if final else delayed
+                found.append(judged(address, diagnostic, notice.reply_lines(lines), [text]))
+        return found
+
+    def broken(self) -> list[str]:
+        return [type(defect).__name__ for part, _ in self.parts for defect in part.defects if isinstance(defect, BROKEN_MIME)]
 
 
-def _complaint(message: Message, fields: Message) -> list[Failure]:
-    """An ARF report: a complaint when its Feedback-Type says the reader called it spam."""
-    if _header(fields, "Feedback-Type").lower() not in COMPLAINT_TYPES:
-        return []
-    address = _address(_header(fields, "Original-Rcpt-To")) or _returned_recipient(message)
-    names = ("Feedback-Type", "User-Agent", "Source-IP", "Arrival-Date")
-    diagnostic = "; ".join(f"{name}: {_header(fields, name)}" for name in names if _header(fields, name))
-    return [Failure(address, BounceKind.complaint, diagnostic)]
+def _action(block: dict[str, list[str]]) -> str:
+    """"failed", "delayed" or "" (delivered, relayed, expanded) for one DSN recipient block."""
+    action = _first(block, "action").lower()
+    if action.startswith(("fail", "error", "bounce", "undeliver", "reject")):
+        return "failed"
+    if action.startswith("delay"):
+        return "delayed"
+    if action:
+        return ""
+    status = _first(block, "status")
+    return {"2": "", "4": "delayed"}.get(status[:1], "failed")
 
 
-def _dsn(part: Message) -> list[Failure]:
-    """Each recipient block of a message/delivery-status part that reports a failure or a delay."""
-    failures = []
-    for block in _fields(part):
-        action = _header(block, "Action").lower()
-        if not action.startswith(("failed", "error", "delayed")):  # delivered, relayed, expanded
-            continue
-        recipient = next(
-            (value for name in ("Original-Recipient", "Final-Recipient", "X-Actual-Recipient") if (value := _header(block, name))), ""
-        )
-        status, code = _header(block, "Status"), _header(block, "Diagnostic-Code")
-        diagnostic = code if status in code else f"{status} {code}".strip()
-        kind = failure_kind(failed=not action.startswith("delayed"), status=status, diagnostic=code)
-        failures.append(Failure(_address(recipient), kind, diagnostic))
-    return failures
+def _first(block: dict[str, list[str]], name: str) -> str:
+    values = block.get(name)
+    return values[0] if values else ""
 
 
-def _heuristic(message: Message, parts: list[Message]) -> list[Failure]:
-    """flufl.bounce's detectors for reports in no standard format (classic Exim, qmail, ...)."""
-    try:
-        temporary, permanent = all_failures(message)
-    except Exception as exc:  # its heuristics can trip over odd messages; that is damage, not a bug of ours
-        raise MalformedMessage(f"flufl.bounce could not read it: {exc!r}") from exc
-    lines = [
-        match.group().strip()
-        for part in parts
-        if part.get_content_type() == "text/plain"
-        for match in REPLY_LINE.finditer(_text(part))
-    ]
-    failures = []
-    for raw, failed in [(address, False) for address in sorted(temporary)] + [(address, True) for address in sorted(permanent)]:
-        address = raw.decode("ascii")
-        diagnostic = next((line for line in lines if address.lower() in line.lower()), lines[0] if lines else "")
-        failures.append(Failure(address, failure_kind(failed=failed, status="", diagnostic=diagnostic), diagnostic))
-    return failures
+def _lines_about(text: str, address: str) -> str:
+    """The lines of a notice near mentions of one address (when a report names several)."""
+    if not address:
+        return ""
+    lines = text.split("\n")
+    near = {index for number, line in enumerate(lines) if address.lower() in line.lower()
+            for index in range(number, min(number + 4, len(lines)))}
+    return "\n".join(lines[index] for index in sorted(near))
 
 
-def failure_kind(*, failed: bool, status: str, diagnostic: str) -> BounceKind:
-    """Permanent only when delivery has given up and the fault is the address's own.
-
-    A 4.x.x status is temporary even under `Action: failed` (an MTA that gave up
-    retrying a full mailbox); so are 552 replies (RFC 5321 says to treat them as
-    temporary) and the statuses that fault the message or the sender. Counting
-    those as soft bounces keeps one spam block at a big provider from marking
-    hundreds of good addresses bounced in one run.
-    """
-    found = ENHANCED_STATUS.search(status) or ENHANCED_STATUS.search(diagnostic)
-    reply = REPLY_CODE.search(diagnostic)
-    klass, subject, detail = found.groups() if found else ("", "", "")
-    if not failed or klass == "4" or (reply and reply.group(1).startswith("4")):
-        return BounceKind.temporary
-    if (reply and reply.group(1) == "552") or subject == "7" or (subject, detail) in NOT_ABOUT_THE_ADDRESS:
-        return BounceKind.temporary
-    return BounceKind.permanent
-
-
-def _own_parts(part: Message) -> Iterator[Message]:
+def own_parts(part: Message) -> Iterator[Message]:
     """The part and its descendants, without looking inside message/* parts (the returned message, the report fields)."""
     yield part
     if part.get_content_maintype() == "multipart" and isinstance(part.get_payload(), list):
         for child in part.get_payload():
-            yield from _own_parts(child)
+            yield from own_parts(child)
 
 
-def _fields(part: Message) -> list[Message]:
-    """The header blocks of a message/delivery-status or message/feedback-report part."""
+def fields_text(part: Message) -> str:
+    """The text of a message/delivery-status or message/feedback-report part, however the parser held it."""
     payload = part.get_payload()
     if isinstance(payload, list):
-        return payload
-    return [email.message_from_string(block) for block in re.split(r"\n\s*\n", str(payload)) if block.strip()]
+        return "\n\n".join("\n".join(f"{name}: {value}" for name, value in block.items()) for block in payload)
+    return notice.text_of(part)
 
 
-def _text(part: Message) -> str:
-    """The decoded text of a part; `MalformedMessage` for an unknown charset or bytes not in it."""
-    charset = part.get_content_charset() or "us-ascii"
-    try:
-        codecs.lookup(charset)
-    except LookupError:
-        raise MalformedMessage(f"unknown charset {charset!r} in a {part.get_content_type()} part") from None
-    payload = part.get_payload(decode=True) or b""
-    try:
-        return payload.decode(charset)
-    except UnicodeDecodeError:
-        raise MalformedMessage(f"a {part.get_content_type()} part is not valid {charset}") from None
-
-
-def _returned_recipient(message: Message) -> str:
-    """The To address of the returned copy of our message (an ARF report without Original-Rcpt-To)."""
-    for part in _own_parts(message):
-        if part.get_content_type() in RETURNED_TYPES:
-            payload = part.get_payload()
-            headers = payload[0] if isinstance(payload, list) else email.message_from_string(str(payload))
-            return _address(_header(headers, "To"))
-    return ""
-
-
-def _header(block: Message, name: str) -> str:
-    """A header's value with its folding undone ('' when absent)."""
-    return " ".join(str(block.get(name, "")).split())
-
-
-def _address(value: str) -> str:
-    """The address in `rfc822; someone@example.org`, `<someone@example.org>` or `Name <someone@example.org>`."""
-    _, semicolon, rest = value.partition(";")
-    addresses = getaddresses([rest if semicolon else value])
-    return addresses[0][1] if addresses and "@" in addresses[0][1] else ""
+def dsn_blocks(text: str) -> list[dict[str, list[str]]]:
+    """Header-style field blocks (lower-case name -> values). A new block starts at a blank line, and
+    also where a recipient field repeats without one (two recipient blocks run together)."""
+    blocks: list[dict[str, list[str]]] = []
+    block: dict[str, list[str]] = {}
+    last = ""
+    for line in text.replace("\r\n", "\n").split("\n"):
+        if not line.strip():
+            if block:
+                blocks.append(block)
+            block, last = {}, ""
+            continue
+        if line[0] in " \t" and last:
+            block[last][-1] += " " + line.strip()
+            continue
+        name, colon, value = line.partition(":")
+        if not colon or " " in name.strip():
+            continue
+        name = name.strip().lower()
+        if name in ("original-recipient", "final-recipient") and (name in block or "action" in block or "status" in block):
+            blocks.append(block)
+            block = {}
+        block.setdefault(name, []).append(" ".join(value.split()))
+        last = name
+    if block:
+        blocks.append(block)
+    return blocks
 
 
 def _message_key(message: Message, data: bytes) -> str:
-    message_id = _header(message, "Message-ID")
+    message_id = " ".join(str(message.get("Message-ID", "")).split())
     if message_id and len(message_id) <= 255:
         return message_id
     return "sha256:" + hashlib.sha256(data).hexdigest()

@@ -2,7 +2,16 @@
 
 A permanent failure marks the subscriber bounced at once; temporary failures
 are counted, and `bounce_soft_limit` of them within `bounce_soft_window_days`
-mark them bounced; a complaint marks them complained, which stops all mail.
+mark them bounced; a complaint marks them complained, which stops all mail; an
+ARF opt-out report and a message to a reader's signed unsubscribe address
+unsubscribe them.
+
+Only a report about a delivery of ours changes anyone: one that carries its
+validly signed return path (VERP) or the Message-ID this system gave it. It
+then changes that delivery's subscriber only, whatever addresses it names (a
+reader's mail is often forwarded). Anything else, such as a hand-written
+"bounce" from MAILER-DAEMON@attacker.example naming ten subscribers, is
+recorded as unverified and changes nobody.
 
 Each message is one transaction: its Bounce rows and the status changes (each
 an Event carrying the diagnostic and the report's Message-ID) are committed
@@ -25,21 +34,15 @@ from sqlalchemy import Engine, exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from mailer.bounces.classify import (
-    MAX_MESSAGE_BYTES,
-    TOO_BIG,
-    Classification,
-    Failure,
-    MalformedMessage,
-    classify,
-    failure_kind,
-)
+from mailer.bounces.classify import MAX_MESSAGE_BYTES, TOO_BIG, Classification, MalformedMessage, classify
 from mailer.bounces.mailbox import Mailbox, display_name, open_mailbox
+from mailer.bounces.rules import failed
+from mailer.bounces.unsubscribe import request_in
 from mailer.config import Settings
 from mailer.errors import BounceError
 from mailer.store import subscribers
 from mailer.store.db import make_engine, new_session, require_current
-from mailer.store.models import Bounce, BounceKind, Delivery, DeliveryStatus, Subscriber
+from mailer.store.models import Bounce, BounceKind, Delivery, DeliveryStatus, Subscriber, SubscriberStatus
 
 log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())  # `mailer bounces process` prints skipped messages itself; `mailer run` sets up logging
@@ -53,8 +56,10 @@ class ProcessReport:
     permanent: int = 0
     temporary: int = 0
     complaints: int = 0
-    unmatched: int = 0  # bounces naming no subscriber we know (recorded all the same)
-    ignored: int = 0  # not bounces: left in the mailbox
+    unmatched: int = 0  # about a delivery of ours whose subscriber is gone (recorded all the same)
+    unverified: int = 0  # naming no delivery of ours: recorded, nobody changed
+    unsubscribed: int = 0  # unsubscribe requests by mail and ARF opt-out reports acted on
+    ignored: int = 0  # not bounces (and unsubscribe mails without a valid token): left in the mailbox
     duplicates: int = 0  # recorded already (by an earlier run, or another reader just now): only moved
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (message, why): left in the mailbox
     changes: list[tuple[str, str]] = field(default_factory=list)  # (address, new status)
@@ -62,9 +67,16 @@ class ProcessReport:
     def __str__(self) -> str:
         return (
             f"{self.mailbox}: {self.permanent} permanent, {self.temporary} temporary, {self.complaints} complaints"
-            f" ({self.unmatched} naming nobody on the list); {self.duplicates} already recorded;"
+            f" ({self.unverified} unverified, changing nobody; {self.unmatched} naming nobody on the list);"
+            f" {self.unsubscribed} unsubscribe requests; {self.duplicates} already recorded;"
             f" left in place: {self.ignored} not bounces, {len(self.skipped)} skipped."
         )
+
+    @property
+    def eventful(self) -> bool:
+        """Whether the pass recorded, moved or skipped anything (what the runner logs)."""
+        return bool(self.permanent or self.temporary or self.complaints or self.unsubscribed or self.duplicates
+                    or self.skipped)
 
     def add(self, bounces: Sequence[Bounce], changes: Sequence[tuple[str, str]]) -> None:
         """Count what one message recorded, once it is committed."""
@@ -75,7 +87,9 @@ class ProcessReport:
                 self.temporary += 1
             else:
                 self.complaints += 1
-            if bounce.subscriber_id is None:
+            if not bounce.verified:
+                self.unverified += 1
+            elif bounce.subscriber_id is None:
                 self.unmatched += 1
         self.changes.extend(changes)
 
@@ -106,7 +120,8 @@ def process_message(settings: Settings, engine: Engine, box: Mailbox, key: str, 
         _skip(report, key, TOO_BIG)
         return
     try:
-        classification = classify(settings, data)
+        request = request_in(settings, data)
+        classification = None if request else classify(settings, data)
     except MalformedMessage as exc:
         _skip(report, key, str(exc))
         return
@@ -114,21 +129,50 @@ def process_message(settings: Settings, engine: Engine, box: Mailbox, key: str, 
         log.exception("bounce mailbox %s: error reading message %s", report.mailbox, key)
         _skip(report, key, f"could not be read: {exc!r}")
         return
-    if classification.kind is None:
+    if request is not None:
+        if request.subscriber_id is None:
+            log.warning("bounce mailbox %s: message %s to the unsubscribe address has no valid token: left in place",
+                        report.mailbox, key)
+            report.ignored += 1
+            return
+        with new_session(engine) as session:
+            _unsubscribe(session, report, request.subscriber_id, send_id=request.send_id, channel="email")
+            session.commit()
+    elif classification.opt_out:
+        with new_session(engine) as session:
+            delivery = _verified_delivery(session, settings, classification)
+            if delivery is None or delivery.subscriber_id is None:
+                report.ignored += 1
+                return
+            _unsubscribe(session, report, delivery.subscriber_id, send_id=delivery.send_id, channel="feedback-report")
+            session.commit()
+    elif classification.kind is None:
         report.ignored += 1
         return
-    with new_session(engine) as session:
-        try:
-            bounces, changes = record(session, settings, classification)
-            session.commit()
-        except IntegrityError:
-            session.rollback()
-            if not already_recorded(session, classification.message_id):
-                raise
-            report.duplicates += 1
-        else:
-            report.add(bounces, changes)
+    else:
+        with new_session(engine) as session:
+            try:
+                bounces, changes = record(session, settings, classification)
+                session.commit()
+            except IntegrityError:
+                session.rollback()
+                if not already_recorded(session, classification.message_id):
+                    raise
+                report.duplicates += 1
+            else:
+                report.add(bounces, changes)
     box.move_to_handled(key)
+
+
+def _unsubscribe(session: Session, report: ProcessReport, subscriber_id: int, *, send_id: int | None, channel: str) -> None:
+    """A reader's own request (their signed token, or their provider's opt-out report): unsubscribe them.
+    Someone who complained stays complained, which stops more."""
+    subscriber = session.get(Subscriber, subscriber_id)
+    if subscriber is None or subscriber.status in (SubscriberStatus.unsubscribed, SubscriberStatus.complained):
+        return
+    subscribers.unsubscribe(session, subscriber_id=subscriber_id, channel=channel, send_id=send_id)
+    report.unsubscribed += 1
+    report.changes.append((subscriber.email, str(SubscriberStatus.unsubscribed)))
 
 
 def _skip(report: ProcessReport, key: str, reason: str) -> None:
@@ -141,25 +185,34 @@ def already_recorded(session: Session, message_id: str) -> bool:
 
 
 def record(session: Session, settings: Settings, classification: Classification) -> tuple[list[Bounce], list[tuple[str, str]]]:
-    """Store the bounce rows of one message and apply the policy to the subscribers they name (no commit).
+    """Store the bounce rows of one message and apply the policy to the subscriber they are about (no commit).
 
     Returns the rows and the status changes (address, new status). `IntegrityError` when
     the report is recorded already.
     """
     bounces: list[Bounce] = []
     changes: list[tuple[str, str]] = []
-    for failure, delivery, subscriber in _targets(session, classification):
+    delivery = _verified_delivery(session, settings, classification)
+    if delivery is None:  # naming no delivery of ours: kept for the report, acted on never
+        targets = [(failure, None) for failure in classification.worst_per_address()]
+    else:
+        targets = [(classification.worst(), delivery)]
+    for failure, target in targets:
         bounce = Bounce(
             kind=failure.kind,
-            subscriber_id=subscriber.id if subscriber else None,
-            delivery_id=delivery.id if delivery else None,
-            send_id=delivery.send_id if delivery else None,
-            address=delivery.email if delivery else failure.address,
+            subscriber_id=target.subscriber_id if target else None,
+            delivery_id=target.id if target else None,
+            send_id=target.send_id if target else None,
+            address=target.email if target else failure.address,
             diagnostic=failure.diagnostic,
             message_id=classification.message_id,
+            rule=failure.rule,
+            code=failure.code,
+            verified=target is not None,
         )
         session.add(bounce)
         bounces.append(bounce)
+        subscriber = session.get(Subscriber, bounce.subscriber_id) if bounce.subscriber_id else None
         if subscriber is None:
             continue
         before = subscriber.status
@@ -170,13 +223,27 @@ def record(session: Session, settings: Settings, classification: Classification)
     return bounces, changes
 
 
+def _verified_delivery(session: Session, settings: Settings, classification: Classification) -> Delivery | None:
+    """The delivery a report is about: named by a validly signed return path, or by the Message-ID this
+    system gave it. None when the report carries neither (it may be forged)."""
+    for delivery_id in classification.delivery_ids:
+        delivery = session.get(Delivery, delivery_id)
+        if delivery is not None:
+            return delivery
+    if classification.message_ids:
+        return session.scalars(
+            select(Delivery).where(Delivery.message_id.in_(classification.message_ids)).order_by(Delivery.id).limit(1)
+        ).first()
+    return None
+
+
 def record_refusals(session: Session, settings: Settings, *, send_id: int) -> ProcessReport:
     """Treat the addresses a server refused while sending (a 5xx reply to RCPT or DATA) as bounces.
 
-    The same policy as for a bounce message applies: "550 5.1.1 no such user" marks
-    the subscriber bounced at once, while a 5.7.x spam block only counts as a
-    temporary failure. Each refused delivery is recorded once, even when several
-    processes finish the same send at once (no commit).
+    The same rule table applies as to a bounce message: "550 5.1.1 no such user"
+    marks the subscriber bounced at once, while a 5.7.x spam block or a refusal
+    of the sender only counts as a temporary failure. Each refused delivery is
+    recorded once, even when several processes finish the same send at once (no commit).
     """
     report = ProcessReport(mailbox=f"send {send_id}")
     refused = session.scalars(
@@ -188,10 +255,9 @@ def record_refusals(session: Session, settings: Settings, *, send_id: int) -> Pr
         )
     ).all()
     for delivery in refused:
-        kind = failure_kind(failed=True, status="", diagnostic=delivery.reply)
         refusal = Classification(
             message_id=f"refused-at-send:{delivery.id}",
-            failures=(Failure(delivery.email, kind, delivery.reply),),
+            failures=(failed(delivery.email, delivery.reply, [delivery.reply]),),
             delivery_ids=(delivery.id,),
         )
         try:
@@ -202,26 +268,8 @@ def record_refusals(session: Session, settings: Settings, *, send_id: int) -> Pr
     return report
 
 
-def _targets(session: Session, classification: Classification) -> list[tuple[Failure, Delivery | None, Subscriber | None]]:
-    """Who each failure is about: the delivery its signed return path names, else the address the report gives.
-
-    One delivery is one recipient, so a return path makes one target, with the
-    report's most serious failure (the report may name a forwarding address).
-    """
-    for delivery_id in classification.delivery_ids:
-        delivery = session.get(Delivery, delivery_id)
-        if delivery is not None:
-            failure = next(f for f in classification.failures if f.kind == classification.kind)
-            subscriber = session.get(Subscriber, delivery.subscriber_id) if delivery.subscriber_id else None
-            return [(failure, delivery, subscriber)]
-    return [
-        (failure, None, subscribers.get_by_email(session, email=failure.address) if failure.address else None)
-        for failure in classification.worst_per_address()
-    ]
-
-
 def _apply(session: Session, settings: Settings, bounce: Bounce, subscriber_id: int) -> None:
-    detail = f"{bounce.diagnostic or 'no diagnostic given'} (report {bounce.message_id})"
+    detail = describe(bounce)
     if bounce.kind == BounceKind.permanent:
         subscribers.mark_bounced(session, subscriber_id=subscriber_id, detail=detail, send_id=bounce.send_id)
     elif bounce.kind == BounceKind.temporary:
@@ -231,3 +279,9 @@ def _apply(session: Session, settings: Settings, bounce: Bounce, subscriber_id: 
         )
     else:
         subscribers.mark_complained(session, subscriber_id=subscriber_id, detail=detail, send_id=bounce.send_id)
+
+
+def describe(bounce: Bounce) -> str:
+    """What the history says about a bounce: the rule, the code, the report, the server's words."""
+    code = f", code {bounce.code}" if bounce.code else ""
+    return f"rule {bounce.rule or 'none'}{code}, report {bounce.message_id}: {bounce.diagnostic or 'no diagnostic given'}"

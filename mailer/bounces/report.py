@@ -1,4 +1,5 @@
-"""What bounced: counts per kind, the addresses affected and the raw diagnostics, for one send or all."""
+"""What bounced: counts per kind, the addresses affected, the rule and code each was judged by and the
+raw diagnostics, for one send or all; and, for one subscriber, the report that removed them."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from mailer.errors import NotFound
-from mailer.store.models import Bounce, BounceKind, Send, Subscriber
+from mailer.store.models import Bounce, BounceKind, Event, EventKind, Send, Subscriber, SubscriberStatus
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,9 @@ class BounceLine:
     status: str  # the subscriber's status now ("" when the bounce named nobody we know)
     send_id: int | None
     diagnostic: str
+    rule: str = ""
+    code: str = ""
+    verified: bool = True  # False: the report named no delivery of ours, so it changed nobody
 
 
 @dataclass(frozen=True)
@@ -49,10 +53,26 @@ def bounce_report(session: Session, *, send_id: int | None = None) -> BounceRepo
     if send_id is not None:
         query = query.where(Bounce.send_id == send_id)
     lines = [
-        BounceLine(bounce.received_at, BounceKind(bounce.kind), bounce.address, str(status or ""), bounce.send_id, bounce.diagnostic)
+        BounceLine(bounce.received_at, BounceKind(bounce.kind), bounce.address, str(status or ""), bounce.send_id,
+                   bounce.diagnostic, bounce.rule, bounce.code, bounce.verified)
         for bounce, status in session.execute(query)
     ]
     counts = dict.fromkeys(map(str, BounceKind), 0)
     for line in lines:
         counts[str(line.kind)] += 1
     return BounceReport(send_id, counts, lines)
+
+
+def removed_by(session: Session, subscriber_id: int) -> str | None:
+    """Why the bounce reader stopped mailing someone (the report, the code and the rule), for
+    `mailer subscribers show`; None when it did not."""
+    event = session.scalars(
+        select(Event)
+        .where(Event.subscriber_id == subscriber_id, Event.kind.in_([EventKind.bounced, EventKind.complained]))
+        .order_by(Event.created_at.desc(), Event.id.desc())
+        .limit(1)
+    ).first()
+    subscriber = session.get(Subscriber, subscriber_id)
+    if event is None or subscriber is None or subscriber.status not in (SubscriberStatus.bounced, SubscriberStatus.complained):
+        return None
+    return event.detail

@@ -19,7 +19,8 @@ def bounces() -> None:
 def process(mailbox: str | None) -> None:
     """Classify every message in the bounce mailbox and mark the subscribers concerned.
 
-    Handled bounces are moved to the mailbox's handled folder; anything else stays.
+    Also unsubscribes the readers who wrote to their signed unsubscribe address.
+    Handled messages are moved to the mailbox's handled folder; anything else stays.
     """
     from mailer.bounces.policy import process_mailbox
 
@@ -46,7 +47,12 @@ def report(send_id: int | None) -> None:
     scope = f"Send {send_id}" if send_id is not None else "All sends"
     echo(f"{scope}: " + ", ".join(f"{number} {kind}" for kind, number in result.counts.items()) + ".")
     for line in result.lines:
-        status = f"now {line.status}" if line.status else "not on the list"
+        if not line.verified:
+            status = "unverified: names no delivery of ours, nobody changed"
+        else:
+            status = f"now {line.status}" if line.status else "not on the list"
         send = f", send {line.send_id}" if line.send_id else ""
-        echo(f"{line.received_at:%Y-%m-%d %H:%M}  {line.kind:<9}  {safe(line.address or '(no address)')}  ({status}{send})")
+        code = f" {safe(line.code)}" if line.code else ""
+        echo(f"{line.received_at:%Y-%m-%d %H:%M}  {line.kind:<9}  {safe(line.address or '(no address)')}  ({status}{send})"
+             f"  rule {line.rule or '-'}{code}")
         echo(f"    {safe(line.diagnostic or '(no diagnostic given)')}")

@@ -36,17 +36,20 @@ if TYPE_CHECKING:  # the delivery engine is imported only by commands that send
 @topic_option
 @language_option
 @click.option("--yes", "-y", is_flag=True, help="Do not ask before sending.")
+@click.option("--again", is_flag=True, help="Send an issue that already has a send (any but a cancelled one) once more.")
 @click.option("--test", "test_addresses", multiple=True, metavar="ADDRESS",
               help='Send a copy marked "[TEST]" to ADDRESS instead (repeat); records nothing.')
 @click.option("--resume", "resume_id", type=click.IntRange(min=1), metavar="SEND_ID",
               help="Continue an interrupted or paused send.")
 @insecure_links_option
-def send(issue_path: Path | None, topics: tuple[str, ...], languages: tuple[str, ...], yes: bool,
+def send(issue_path: Path | None, topics: tuple[str, ...], languages: tuple[str, ...], yes: bool, again: bool,
          test_addresses: tuple[str, ...], resume_id: int | None, allow_insecure_links: bool) -> None:
     """Send ISSUE to its audience, each subscriber exactly once.
 
-    Shows how many subscribers it will reach and asks first (unless --yes). Ctrl-C
-    stops after the message in flight; `mailer send --resume SEND_ID` continues.
+    Shows how many subscribers it will reach and asks first (unless --yes). An
+    issue that was sent (or is scheduled) already is refused, naming that send,
+    unless --again. Ctrl-C stops after the message in flight; `mailer send
+    --resume SEND_ID` continues.
     """
     from mailer.publiclinks import require_usable_links
 
@@ -66,12 +69,14 @@ def send(issue_path: Path | None, topics: tuple[str, ...], languages: tuple[str,
 
     from mailer.content import load_issue
     from mailer.delivery.dkim import signer_for
+    from mailer.delivery.once import check_repeat
     from mailer.delivery.sends import audience_size, check_audience, create_send
 
     issue = load_issue(issue_path)
     signer_for(settings())  # a bad DKIM key is refused before a send is created
     topics = topics or tuple(issue.topics)
     with session() as db:
+        earlier = check_repeat(db, settings=settings(), slug=issue.slug, again=again)
         check_audience(db, topics, languages)
         size = audience_size(db, topics=topics, languages=languages)
         subscribers = output.plural(size, "subscriber")
@@ -79,8 +84,11 @@ def send(issue_path: Path | None, topics: tuple[str, ...], languages: tuple[str,
                     f"(topics: {', '.join(topics) or 'all'}; languages: {', '.join(languages) or 'all'})")
         if size == 0:
             raise SendError("nobody to send to: no active subscriber matches those topics and languages")
+        if earlier:
+            output.echo(f"Note: {earlier}.")
         if not yes:
-            click.confirm(f"Send it to {subscribers} now?", abort=True)
+            question = f"{earlier}. Send it again to {subscribers} now?" if earlier else f"Send it to {subscribers} now?"
+            click.confirm(output.printable(question), abort=True)
         created = create_send(db, settings=settings(), issue_path=issue_path, topics=topics, languages=languages)
     output.echo(f"Send {created.id}: {created.title}")
     _deliver(created.id)
@@ -234,6 +242,39 @@ def cancel(send_id: int) -> None:
     with session() as db:
         set_status(db, send_id=send_id, status=SendStatus.cancelled, note="cancelled by hand")
     output.echo(f"Send {send_id} cancelled.")
+
+
+@sends.command(examples=["mailer sends unpublish 12"])
+@send_id_argument()
+def unpublish(send_id: int) -> None:
+    """Withdraw the issue of SEND_ID from the public archive and feeds (every send of that issue).
+
+    Its web version answers "not found" from then on.
+    """
+    _publish(send_id, published=False)
+
+
+@sends.command(examples=["mailer sends publish 12"])
+@send_id_argument()
+def publish(send_id: int) -> None:
+    """Put an issue withdrawn with `mailer sends unpublish` back in the archive."""
+    _publish(send_id, published=True)
+
+
+def _publish(send_id: int, *, published: bool) -> None:
+    from mailer.store.archive import set_published
+    from mailer.store.models import Send
+
+    with session() as db:
+        ids = set_published(db, send_id=send_id, published=published)
+        slug = db.get(Send, send_id).issue_slug  # type: ignore[union-attr]
+        db.commit()
+    which = f"send{'s' if len(ids) > 1 else ''} {', '.join(map(str, ids))}"
+    if published:
+        output.echo(f"Issue {slug} ({which}) is in the archive again.")
+    else:
+        output.echo(f"Issue {slug} ({which}) withdrawn from the archive and feeds. "
+                    f"Put it back with: mailer sends publish {send_id}")
 
 
 @command(examples=["mailer worker", "mailer worker --send 12 --once"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,7 +14,7 @@ from mailer.cli.common import LANGUAGES_OR_BOTH, SUBSCRIBER_STATUSES, group, ope
 from mailer.errors import StoreError
 
 if TYPE_CHECKING:
-    from mailer.store.csvio import LineResult
+    from mailer.store.csvio import ImportReport, LineResult
 
 LANGUAGES = click.Choice(LANGUAGES_OR_BOTH, case_sensitive=False)
 STATUSES = click.Choice(SUBSCRIBER_STATUSES, case_sensitive=False)
@@ -93,28 +94,71 @@ def topics() -> None:
     """Topics: the named lists (news, events...) subscribers choose from."""
 
 
-@topics.command("add", examples=['mailer topics add news --description "Monthly news of the network"'])
+def _flags(default: bool, public: bool) -> str:
+    return ", ".join(["default"] * default + ["public" if public else "private"])
+
+
+def _topic_texts(command: Callable[..., None]) -> Callable[..., None]:
+    """What readers see of a topic, in English (or for every language) and in Welsh."""
+    for option in reversed([
+        click.option("--label", default=None, help="The topic's name as readers see it (default: TOPIC)."),
+        click.option("--label-cy", default=None, help="The same in Welsh, for the Welsh pages."),
+        click.option("--description", default=None, help="A sentence on what the topic brings, shown under its name."),
+        click.option("--description-cy", default=None, help="The same in Welsh."),
+    ]):
+        command = option(command)
+    return command
+
+
+@topics.command("add", examples=["mailer topics add news --default --label News --label-cy Newyddion",
+                                 'mailer topics add events --description "What\'s on near you"'])
 @click.argument("name", metavar="TOPIC")
-@click.option("--description", default="", help="Shown to subscribers on their preferences page.")
-def topics_add(name: str, description: str) -> None:
-    """Add a topic."""
+@_topic_texts
+@click.option("--default", "default", is_flag=True,
+              help="Every new subscriber joins it (web form, `subscribers add`, import); ticked on the subscribe page.")
+@click.option("--public/--private", "public", default=True, show_default=True,
+              help="Offered on the subscribe and preferences pages, or kept for editors (a test list).")
+def topics_add(name: str, default: bool, public: bool, **texts: str | None) -> None:
+    """Add a topic, with its flags and what readers see of it in each language."""
     from mailer.store.topics import add_topic
 
     with session() as db_session:
-        add_topic(db_session, name=name, description=description)
+        add_topic(db_session, name=name, default=default, public=public,
+                  **{field: text or "" for field, text in texts.items()})
         db_session.commit()
-    output.echo(f"Added topic {name}.")
+    output.echo(f"Added topic {name} ({_flags(default, public)}).")
+
+
+@topics.command("edit", examples=["mailer topics edit news --default --label-cy Newyddion"])
+@click.argument("name", metavar="TOPIC")
+@_topic_texts
+@click.option("--default/--no-default", "default", default=None, help="Whether new subscribers join it.")
+@click.option("--public/--private", "public", default=None, help="Whether the pages offer it.")
+def topics_edit(name: str, default: bool | None, public: bool | None, **texts: str | None) -> None:
+    """Change a topic: its flags, and what readers see of it; options not given stay as they are ("" empties a text).
+
+    Memberships stay as they are: a topic made default acts on new subscribers.
+    """
+    from mailer.store.topics import edit_topic, set_flags
+
+    with session() as db_session:
+        topic = edit_topic(db_session, name=name, **texts)
+        set_flags(db_session, name=name, default=default, public=public)
+        db_session.commit()
+    output.echo(f"Changed topic {name} ({_flags(topic.is_default, topic.public)}).")
 
 
 @topics.command("list", examples=["mailer topics list"])
 def topics_list() -> None:
-    """List topics with their number of active subscribers."""
-    from mailer.store.topics import list_topics
+    """List topics: flags, number of active subscribers, and what readers see in English and Welsh."""
+    from mailer.store.topics import TOPIC_TEXTS, list_topics
 
-    table = output.table("topic", "active", "description", wrap=("description",))
+    table = output.table("topic", "default", "public", "active", "label", "label (cy)", "description", "description (cy)",
+                         wrap=("label", "label (cy)", "description", "description (cy)"))
     with session() as db_session:
         for topic, count in list_topics(db_session):
-            table.add_row(topic.name, str(count), topic.description)
+            table.add_row(topic.name, "yes" if topic.is_default else "no", "yes" if topic.public else "no",
+                          str(count), *(getattr(topic, field) for field in TOPIC_TEXTS))
     output.show(table)
 
 
@@ -146,12 +190,13 @@ subscribers.add_command(topics)
 @click.argument("email", metavar="ADDRESS")
 @click.option("--name", default="", help="Their name, as they write it.")
 @click.option("--topic", "topic_names_", multiple=True, metavar="TOPIC",
-              help="A topic to subscribe to (repeat, or separate with commas).")
+              help="A topic to subscribe to, besides the default topics (repeat, or separate with commas).")
 @click.option("--language", type=LANGUAGES, default=None, help="en, cy or both (default: the settings' default_language).")
 def add(email: str, name: str, topic_names_: tuple[str, ...], language: str | None) -> None:
-    """Add an active subscriber whose consent you already have."""
+    """Add an active subscriber whose consent you already have; they join the default topics too."""
     from mailer.store.csvio import split_topics
     from mailer.store.subscribers import add_subscriber
+    from mailer.store.topics import topic_names
 
     wanted = [topic for option in topic_names_ for topic in split_topics(option)]
     with session() as db_session:
@@ -159,8 +204,9 @@ def add(email: str, name: str, topic_names_: tuple[str, ...], language: str | No
             db_session, email=email, name=name, language=language or settings().default_language,
             topics=wanted, source="cli", consent_text="added by an editor", salts=_secret_keys(),
         )
+        joined = topic_names(db_session, subscriber.id)
         db_session.commit()
-    output.echo(f"Added {subscriber.email} ({subscriber.language}; topics: {', '.join(wanted) or 'none'}).")
+    output.echo(f"Added {subscriber.email} ({subscriber.language}; topics: {', '.join(joined) or 'none'}).")
 
 
 @subscribers.command(examples=["mailer subscribers show gwenllian@example.org"])
@@ -169,6 +215,7 @@ def show(email: str) -> None:
     """Show one subscriber and their history."""
     from sqlalchemy import select
 
+    from mailer.bounces.report import removed_by
     from mailer.store.models import Event
     from mailer.store.subscribers import require_by_email
     from mailer.store.topics import topic_names
@@ -181,6 +228,7 @@ def show(email: str) -> None:
             ("source", subscriber.source or "-"), ("consent", subscriber.consent_text or "-"),
             ("created", _date(subscriber.created_at)), ("confirmed", _date(subscriber.confirmed_at)),
             ("status changed", _date(subscriber.status_changed_at)),
+            ("removed by", removed_by(db_session, subscriber.id) or "-"),
         ])
         history = output.table("when (UTC)", "event", "channel", "send", "detail", title="History", wrap=("detail",))
         events = select(Event).where(Event.subscriber_id == subscriber.id).order_by(Event.created_at, Event.id)
@@ -243,12 +291,40 @@ def remove(email: str) -> None:
                                          'mailer subscribers import members.csv --consent "signed up at the 2026 AGM"'])
 @click.argument("file", metavar="CSV_FILE", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--dry-run", is_flag=True, help="Show what would happen; write nothing.")
-@click.option("--resubscribe", is_flag=True, help="Re-activate people who unsubscribed, bounced or complained.")
+@click.option("--resubscribe", is_flag=True,
+              help="Re-activate people who unsubscribed, bounced or complained (not on rows whose status says so).")
+@click.option("--create-topics", is_flag=True, help="Create the topics the file names that do not exist yet.")
+@click.option("--suppress", is_flag=True, help="CSV_FILE is a bare list of addresses that must never be mailed.")
 @click.option("--language", type=LANGUAGES, default=None, help="For rows without one (default: the settings' default_language).")
 @click.option("--consent", default=None, help="The consent these people gave, kept with each (default: 'imported from FILE').")
 @click.option("-q", "--quiet", is_flag=True, help="Report only rejected lines and the totals.")
-def import_(file: Path, dry_run: bool, resubscribe: bool, language: str | None, consent: str | None, quiet: bool) -> None:
-    """Import subscribers from a CSV file (columns email, name, language, topics), all or nothing."""
+def import_(file: Path, dry_run: bool, resubscribe: bool, create_topics: bool, suppress: bool, language: str | None,
+            consent: str | None, quiet: bool) -> None:
+    """Import subscribers from a CSV file, all or nothing.
+
+    Columns: email, name, language, topics, status, source, consent (an export's
+    dates too); Mailchimp and listmonk exports are read as well. A status of
+    unsubscribed, bounced or complained is kept: such people are never mailed.
+    """
+    _import(file, dry_run=dry_run, resubscribe=resubscribe, create_topics=create_topics, suppress=suppress,
+            language=language, consent=consent, quiet=quiet)
+
+
+@subscribers.command(examples=["mailer subscribers suppress do-not-mail.txt --dry-run"])
+@click.argument("file", metavar="FILE", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Show what would happen; write nothing.")
+@click.option("-q", "--quiet", is_flag=True, help="Report only rejected lines and the totals.")
+def suppress(file: Path, dry_run: bool, quiet: bool) -> None:
+    """Never mail the addresses in FILE (one a line): the same as `import --suppress`.
+
+    New addresses are kept as unsubscribed, so no later import adds them; subscribers are unsubscribed.
+    """
+    _import(file, dry_run=dry_run, resubscribe=False, create_topics=False, suppress=True, language=None,
+            consent=None, quiet=quiet)
+
+
+def _import(file: Path, *, dry_run: bool, resubscribe: bool, create_topics: bool, suppress: bool,
+            language: str | None, consent: str | None, quiet: bool) -> None:
     from mailer.store.csvio import Outcome, import_csv
 
     def report(result: LineResult) -> None:
@@ -261,14 +337,25 @@ def import_(file: Path, dry_run: bool, resubscribe: bool, language: str | None, 
     with session() as db_session:
         summary = import_csv(
             db_session, path=file, default_language=language or settings().default_language,
-            resubscribe=resubscribe, consent_text=consent or f"imported from {file.name}",
-            salts=_secret_keys(), on_line=report,
+            resubscribe=resubscribe, create_topics=create_topics, suppress=suppress,
+            consent_text=consent or f"imported from {file.name}", salts=_secret_keys(), on_line=report,
         )
         if dry_run:
             db_session.rollback()
         else:
             db_session.commit()
+    _notes(file, summary)
     output.echo(f"{'Dry run, nothing written: ' if dry_run else ''}{summary}.")
+
+
+def _notes(file: Path, summary: ImportReport) -> None:
+    """What was decided for the file as a whole: whose export it is, columns read past, topics created."""
+    if summary.kind != "mailer":
+        output.echo(f"{file}: read as a {summary.kind}.")
+    if summary.read_past:
+        output.echo(f"{file}: columns read past: {', '.join(summary.read_past)}.")
+    if summary.created_topics:
+        output.echo(f"Created topic{'s' * (len(summary.created_topics) > 1)} {', '.join(summary.created_topics)}.")
 
 
 @subscribers.command(examples=["mailer subscribers export members-2026-12.csv", "mailer subscribers export > members.csv"])

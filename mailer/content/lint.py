@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
-from mailer.config import Settings
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from mailer.config import Settings, config_path
 from mailer.content import images, markdown
 from mailer.content.build import sample_values
 from mailer.content.personalise import Personaliser
 from mailer.content.render import render_issue
 from mailer.content.schema import Issue, Localized
+from mailer.content.translation import out_of_date_warnings
 from mailer.content.urls import is_relative
 from mailer.errors import Problem
 from mailer.i18n import LANGUAGE_NAMES
 from mailer.publiclinks import base_url_problem
+
+if TYPE_CHECKING:
+    from mailer.store.models import Topic
 
 GMAIL_CLIP_BYTES = 102 * 1024
 MAX_SUBJECT = 70
@@ -72,6 +79,7 @@ def _field_warnings(issue: Issue) -> list[Problem]:
                         warnings.append(issue.problem(where, f"link text {link.text!r} says nothing on its own; name where the link goes", link.line_offset))
             elif loc[-1] in ("label", "title") and _vague(text):
                 warnings.append(issue.problem(where, f"link text {text!r} says nothing on its own; name where the link goes"))
+    warnings.extend(out_of_date_warnings(issue))
     return warnings
 
 
@@ -101,6 +109,51 @@ def _translation_warnings(issue: Issue, loc: tuple[str | int, ...], value: Local
             and value.en.strip().casefold() == value.cy.strip().casefold():
         warnings.append(issue.problem((*loc, "cy"), "untranslated: the Welsh text is the same as the English"))
     return warnings
+
+
+def list_text_warnings(settings: Settings, topics: Sequence[Topic] | None) -> list[str]:
+    """The list's own texts readers see (settings, topics) that lack a language the list is sent in."""
+    languages = settings.languages if len(settings.languages) > 1 else []
+    form = ", ".join(f'{language} = "..."' for language in languages)
+    warnings = []
+    for name in dict.fromkeys(name for language in languages for name in settings.missing_texts(language)):
+        value = getattr(settings, name)
+        what = ("one text for every language" if isinstance(value, str) else
+                f"no {' and '.join(LANGUAGE_NAMES[code] for code in languages if code not in value)} text")
+        warnings.append(f"{_setting_at(name)}: {name}: {what}; give each language its own: {name} = {{{form}}}")
+    for topic in topics or ():
+        for language in languages:
+            warnings.extend(f"topic {topic.name}: no {LANGUAGE_NAMES[language]} {field}; add it with: "
+                            f'mailer topics edit {topic.name} --{field}{"" if language == "en" else "-" + language} "..."'
+                            for field in _missing_topic_texts(topic, language))
+    return warnings
+
+
+def _missing_topic_texts(topic: Topic, language: str) -> list[str]:
+    """"label" when readers of `language` see another language's label (or the bare name), "description" likewise."""
+    def text(field: str, code: str) -> str:
+        return getattr(topic, field if code == "en" else f"{field}_{code}")
+
+    other = "cy" if language == "en" else "en"
+    described = text("description", "en") or text("description", "cy")
+    missing = []
+    if not text("label", language) and (text("label", other) or not described):
+        missing.append("label")
+    if not text("description", language) and text("description", other):
+        missing.append("description")
+    return missing
+
+
+def _setting_at(name: str) -> str:
+    """`mailer.toml:LINE` of a setting, or just the file when it is not written there."""
+    path = config_path()
+    try:
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if line.split("=")[0].strip() == name:
+                return f"{path}:{number}"
+    except (OSError, UnicodeDecodeError):
+        pass
+    return str(path)
 
 
 def size_warnings(issue: Issue, settings: Settings) -> list[Problem]:

@@ -69,6 +69,11 @@ def links(source: str) -> list[FoundLink]:
     return found
 
 
+def heading_count(source: str) -> int:
+    """How many subheadings (`## ...`) a Markdown text has."""
+    return sum(token.type == "heading_open" for token in _parser().parse(source))
+
+
 def link_problems(source: str) -> list[tuple[int, str]]:
     """(line offset, message) for each link or image whose address breaks the URL rule."""
     problems = []

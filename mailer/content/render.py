@@ -99,7 +99,7 @@ def render_mjml(views: list[IssueView], templates: Path) -> str:
     first = views[0].lang
     blocks = []
     if len(views) > 1:
-        blocks.append(_render(templates, views[1].lang, LANGUAGE_NOTE, {"lang": views[1].lang}))
+        blocks.append(_render(templates, views[1].lang, LANGUAGE_NOTE, {"lang": views[1].lang, "anchor": views[1].anchor}))
     blocks.extend(_render(templates, view.lang, BLOCK, vars(view)) for view in views)
     return _render(templates, first, LAYOUT, {
         "lang": first,

@@ -11,6 +11,7 @@ text also reports the languages it lacks, so one pass finds every problem.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -214,6 +215,9 @@ class Issue(Model):
     intro: Markdown | None = None
     sections: list[Section] = Field(min_length=1)
     sign_off: Markdown | None = None
+    translated: dict[Language, dict[str, str]] = Field(
+        default={}, description="Written by `mailer issue translate import`: per language, the field paths of the texts "
+                                "translated and a fingerprint of the text each was translated from.")
 
     _path: Path | None = PrivateAttr(default=None)
     _locator: Any = PrivateAttr(default=None)  # loader.Locator: field path -> line and column
@@ -262,6 +266,22 @@ def field_path(loc: tuple[str | int, ...]) -> str:
     for part in loc:
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
     return text
+
+
+_PATH_PART = re.compile(r"\[(\d+)\]|\.?([A-Za-z_]+)")
+
+
+def parse_field_path(text: str) -> tuple[str | int, ...] | None:
+    """('sections', 1, 'body') from `sections[1].body`; None when `text` is not such a path."""
+    parts: list[str | int] = []
+    position = 0
+    while position < len(text):
+        match = _PATH_PART.match(text, position)
+        if not match or (match.group(2) is not None and text[position] == "." and not parts):
+            return None
+        parts.append(int(match.group(1)) if match.group(1) is not None else match.group(2))
+        position = match.end()
+    return tuple(parts) if parts and field_path(tuple(parts)) == text else None
 
 
 FIELD_NAMES = sorted({name for model in (Issue, Section, Image, Button, Link, Event) for name in model.model_fields})

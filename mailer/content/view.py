@@ -83,6 +83,7 @@ class IssueView:
     list_name: str
     postal_address: str
     placeholders: dict[str, str]
+    anchor: str  # id at the top of this language's block, where a bilingual email's language note links
 
 
 def issue_view(issue: Issue, settings: Settings, language: str, media: Mapping[str, MediaImage] | None = None) -> IssueView:
@@ -131,9 +132,10 @@ def issue_view(issue: Issue, settings: Settings, language: str, media: Mapping[s
         intro=prose(issue.intro),
         sections=sections,
         sign_off=prose(issue.sign_off),
-        list_name=settings.list_name,
-        postal_address=settings.postal_address,
+        list_name=settings.text("list_name", language),
+        postal_address=settings.text("postal_address", language),
         placeholders=_placeholders(language),
+        anchor=f"mailer-{language}",
     )
 
 

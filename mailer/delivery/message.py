@@ -5,8 +5,8 @@ a 38 KB newsletter, more than the whole per-message budget. So everything
 common to a send and language (From, List-Id, the MIME structure, the part
 headers, the Subject when it is not personal, and the base64 of the literal
 text between the placeholders) is encoded once, and per recipient only To,
-Date, Message-ID, List-Unsubscribe and the few bytes around each personal
-value are produced.
+Date, Message-ID, the links and the signed mailto tag of List-Unsubscribe and
+the few bytes around each personal value are produced.
 
 Bodies are base64 (quoted-printable measured six times slower per message and
 cannot be encoded in pieces). Base64 lines hold no spaces, so a body is
@@ -28,6 +28,8 @@ from email.charset import Charset
 from email.header import Header
 from email.utils import format_datetime, formataddr, make_msgid, parseaddr
 
+from mailer.bounces.unsubscribe import LOCAL_PART as UNSUBSCRIBE_LOCAL_PART
+from mailer.bounces.unsubscribe import unsubscribe_tag
 from mailer.bounces.verp import return_path_for
 from mailer.config import Settings
 from mailer.content import PLACEHOLDER_FIELDS, Personaliser, Rendered
@@ -180,6 +182,7 @@ class _Variant:
     subject: bytes | None  # encoded once when the subject has no placeholders
     text: Base64Part
     html: Base64Part
+    list_id: bytes  # the list's name in this variant's language
 
 
 class MessageBuilder:
@@ -206,7 +209,9 @@ class MessageBuilder:
             iter(self.variants.values()))
         self.domain = settings.sender_domain
         self.web_url = archive_url(settings, send_id) if send_id else f"{settings.base_url}/archive"
-        self.list_unsubscribe_mailto = f"mailto:unsubscribe@{self.domain}?subject=unsubscribe"
+        # mailto:unsubscribe+<signed per-recipient tag>@domain: only the tag is made per recipient.
+        self.mailto_head = f">,\r\n <mailto:{UNSUBSCRIBE_LOCAL_PART}".encode()
+        self.mailto_tail = f"@{self.domain}?subject=unsubscribe>\r\n".encode()
         boundary = f"=_mailer_{secrets.token_hex(12)}".encode()  # "=_" never occurs in base64
         part = b'--' + boundary + b'\r\nContent-Type: text/%s; charset="utf-8"\r\nContent-Transfer-Encoding: base64\r\n\r\n'
         self.text_head = part % b"plain"
@@ -215,7 +220,6 @@ class MessageBuilder:
         self.date = _DateHeader()
         self.from_ = b" " + mailbox(settings.sender_name, settings.sender_address).encode() + b"\r\n"
         self.reply_to = b" " + mailbox(*parseaddr(settings.reply_to)).encode() + b"\r\n" if settings.reply_to else None
-        self.list_id = b" " + mailbox(settings.list_name, settings.list_id).encode() + b"\r\n"
         self.content_type = b' multipart/alternative;\r\n boundary="' + boundary + b'"\r\n'
 
     def _compile(self, language: str, rendered: Rendered) -> _Variant:
@@ -227,8 +231,9 @@ class MessageBuilder:
         if "__MAILER_" not in rendered.subject:
             subject = b" " + header_text(self.subject_prefix + rendered.subject, "Subject") + b"\r\n"
         blank = dict.fromkeys(PLACEHOLDER_FIELDS, "")
+        list_id = b" " + mailbox(self.settings.text("list_name", language), self.settings.list_id).encode() + b"\r\n"
         return _Variant(language, personaliser, subject, Base64Part(personaliser.text_pieces(blank)[0::2]),
-                        Base64Part(personaliser.html_pieces(blank)[0::2]))
+                        Base64Part(personaliser.html_pieces(blank)[0::2]), list_id)
 
     def envelope_sender(self, recipient: Recipient) -> str:
         """The VERP return path of a delivery, so its bounce names it; test copies use the plain one."""
@@ -240,6 +245,12 @@ class MessageBuilder:
         if recipient.delivery_id is None:
             return make_msgid(domain=self.domain)
         return f"<{recipient.delivery_id}.{self.send_tag}@{self.domain}>"
+
+    def mailto_tag(self, recipient: Recipient) -> bytes:
+        """`+<tag>` of the reader's signed unsubscribe address; nothing for a test copy or a sample (no subscriber)."""
+        if not recipient.subscriber_id:
+            return b""
+        return b"+" + unsubscribe_tag(self.settings, recipient.subscriber_id, self.send_id).encode()
 
     def build(self, recipient: Recipient) -> bytes:
         """The message for `recipient`, ready for SMTP: CRLF, 7-bit, signed when DKIM is on."""
@@ -268,9 +279,9 @@ class MessageBuilder:
             (b"Subject", subject),
             (b"Date", self.date()),
             (b"Message-ID", b" " + self.message_id(recipient).encode() + b"\r\n"),
-            (b"List-Id", self.list_id),
-            (b"List-Unsubscribe", b" <" + unsubscribe.encode() + b">,\r\n <"
-             + self.list_unsubscribe_mailto.encode() + b">\r\n"),
+            (b"List-Id", variant.list_id),
+            (b"List-Unsubscribe", b" <" + unsubscribe.encode() + self.mailto_head + self.mailto_tag(recipient)
+             + self.mailto_tail),
             (b"List-Unsubscribe-Post", b" List-Unsubscribe=One-Click\r\n"),
             (b"MIME-Version", b" 1.0\r\n"),
             (b"Content-Type", self.content_type),

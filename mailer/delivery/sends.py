@@ -49,6 +49,8 @@ def create_send(session: Session, *, settings: Settings, issue_path: Path | str,
         content=content,
         content_hash=hashlib.sha256(content).hexdigest(),
         scheduled_at=scheduled_at,
+        issue_date=issue.date,
+        titles=archive_titles(issue),
     )
     session.add(send)
     session.commit()
@@ -61,8 +63,10 @@ def refresh_content(session: Session, *, settings: Settings, send_id: int) -> Se
     send = get_send(session, send_id=send_id)
     if send.started_at is not None:
         raise SendError(f"send {send_id} has started; its content can no longer change")
-    content, title = _freeze(settings, load_issue(Path(send.issue_path)))
+    issue = load_issue(Path(send.issue_path))
+    content, title = _freeze(settings, issue)
     send.content, send.title = content, title
+    send.issue_date, send.titles = issue.date, archive_titles(issue)
     send.content_hash = hashlib.sha256(content).hexdigest()
     session.add(send)
     session.commit()
@@ -82,6 +86,11 @@ def _freeze(settings: Settings, issue: Issue) -> tuple[bytes, str]:
     rendered = render_variants(settings, issue)
     content = json.dumps({variant: r.to_dict() for variant, r in rendered.items()}, ensure_ascii=False)
     return content.encode("utf-8"), next(iter(rendered.values())).subject
+
+
+def archive_titles(issue: Issue) -> str:
+    """The issue's title in each of its languages (JSON), for the archive and the feeds."""
+    return json.dumps({language: issue.title.get(language) for language in issue.languages}, ensure_ascii=False)
 
 
 def check_audience(session: Session, topics: Sequence[str], languages: Sequence[str]) -> None:

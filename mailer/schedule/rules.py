@@ -189,13 +189,13 @@ def _warn(settings: Settings, rule: Rule, label: str, reason: str, problems: lis
     """Email every editor named in the rule; a failure to warn is logged, never raised into the runner."""
     log.warning("rule %s: %s; warning %s", rule.name, reason, ", ".join(rule.notify))
     text = "\n".join([
-        f"The rule {rule.name!r} ({rule.when}, {rule.tz}) did not send the {label} issue of {settings.list_name}:",
+        f"The rule {rule.name!r} ({rule.when}, {rule.tz}) did not send the {label} issue of {settings.text('list_name', 'en')}:",
         f"{reason}.", "",
         *([*problems, ""] if problems else []),
         "To send it after all: `mailer send ISSUE`, or `mailer schedule ISSUE --at ...` for later.",
     ])
     for address in rule.notify:
         try:
-            send_notice(settings, to=address, subject=f"{settings.list_name}: the {label} issue was not sent", text=text)
+            send_notice(settings, to=address, subject=f"{settings.text('list_name', 'en')}: the {label} issue was not sent", text=text)
         except MailerError as exc:
             log.error("rule %s: could not warn %s: %s", rule.name, address, exc)

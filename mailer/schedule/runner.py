@@ -295,7 +295,7 @@ class Runner:
         except MailerError as exc:
             log.error("bounces: %s", exc)
             return
-        if report.permanent or report.temporary or report.complaints or report.duplicates or report.skipped:
+        if report.eventful:
             log.info("bounces: %s", report)
 
 

@@ -16,6 +16,7 @@ from sqlalchemy import update
 from sqlmodel import Session, select
 
 from mailer.config import Settings
+from mailer.delivery.once import check_repeat
 from mailer.delivery.sends import create_send, refresh_content, set_status
 from mailer.errors import NotFound, SendError
 from mailer.schedule import lease
@@ -37,10 +38,7 @@ def schedule_send(session: Session, *, settings: Settings, issue_path: Path, whe
     send it twice.
     """
     at = resolve(when, zone(tz or settings.timezone), now=now or utcnow())
-    earlier = None if again else earlier_send(session, Path(issue_path))
-    if earlier is not None:
-        raise SendError(f"{issue_path} already has send {earlier.id} ({earlier.status}); move or cancel that one "
-                        f"(`mailer schedule list`), or add --again to send it a second time")
+    check_repeat(session, settings=settings, slug=Path(issue_path).stem, again=again)
     send = create_send(session, settings=settings, issue_path=issue_path, topics=topics, languages=languages, scheduled_at=at.utc)
     return send, at
 

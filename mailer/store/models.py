@@ -10,11 +10,11 @@ timezone-aware column that refuses naive values), and enum fields get a plain
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 
 from pydantic import NaiveDatetime
-from sqlalchemy import Column, Index, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, Column, Index, LargeBinary, String, Text, UniqueConstraint, false, true
 from sqlmodel import Field, SQLModel
 
 
@@ -77,10 +77,31 @@ class BounceKind(StrEnum):
 
 
 class Topic(SQLModel, table=True):
+    """A named list. `name` is for editors; readers see `label` and `description` in their language."""
+
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=64, unique=True)
     description: str = ""
     created_at: NaiveDatetime = Field(default_factory=utcnow)
+    # New subscribers join the default topics, from any channel (form, `subscribers add`, import).
+    is_default: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
+    # Only public topics are offered on the subscribe and preferences pages.
+    public: bool = Field(default=True, sa_column_kwargs={"server_default": true()})
+    # What readers see, per language: the English (or only) text, and the Welsh one.
+    label: str = Field(default="", max_length=200)
+    label_cy: str = Field(default="", max_length=200)
+    description_cy: str = ""
+
+    def label_in(self, language: str) -> str:
+        """The topic's name for readers of `language`: its own label, else the English one, else the
+        description (what the pages showed before topics had labels), else `name`."""
+        return self._in("label", language) or self._in("description", language) or self.name
+
+    def description_in(self, language: str) -> str:
+        return self._in("description", language)
+
+    def _in(self, field: str, language: str) -> str:
+        return (getattr(self, f"{field}_{language}", "") if language != "en" else "") or getattr(self, field)
 
 
 class SubscriberTopic(SQLModel, table=True):
@@ -101,6 +122,23 @@ class Subscriber(SQLModel, table=True):
     created_at: NaiveDatetime = Field(default_factory=utcnow)
     confirmed_at: NaiveDatetime | None = None
     status_changed_at: NaiveDatetime = Field(default_factory=utcnow)
+
+
+class SubscribeRequest(SQLModel, table=True):
+    """What someone asked for on the subscribe form, kept apart until the emailed link confirms it.
+
+    A request changes nothing about the subscriber it names: `confirm` applies it. One per
+    subscriber; a later request replaces an earlier one.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    subscriber_id: int = Field(foreign_key="subscriber.id", unique=True, ondelete="CASCADE")
+    name: str = Field(default="", max_length=200)
+    language: Language = Field(default=Language.en, sa_type=String(8))
+    topics: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))  # comma-separated
+    source: str = Field(default="", max_length=64)
+    consent_text: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    created_at: NaiveDatetime = Field(default_factory=utcnow)
 
 
 class Event(SQLModel, table=True):
@@ -143,6 +181,11 @@ class Send(SQLModel, table=True):
     lease_owner: str = Field(default="", max_length=128)
     lease_expires_at: NaiveDatetime | None = None
     note: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    # The archive: the issue's `date:` and its title per language (JSON), and whether the send is public
+    # there (`mailer sends unpublish` withdraws it; a flag beside the status, which says how sending went).
+    issue_date: date | None = None
+    titles: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    published: bool = Field(default=True, sa_column=Column(Boolean, nullable=False, server_default=true()))
 
 
 class Delivery(SQLModel, table=True):
@@ -164,7 +207,7 @@ class Delivery(SQLModel, table=True):
     first_attempt_at: NaiveDatetime | None = None
     sent_at: NaiveDatetime | None = None
     reply: str = Field(default="", max_length=1000)
-    message_id: str = Field(default="", max_length=255)
+    message_id: str = Field(default="", max_length=255, index=True)  # a bounce carrying it is about this delivery
     claimed_by: str = Field(default="", max_length=128)
 
 
@@ -184,6 +227,10 @@ class Bounce(SQLModel, table=True):
     diagnostic: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
     message_id: str = Field(default="", max_length=255)
     received_at: NaiveDatetime = Field(default_factory=utcnow)
+    rule: str = Field(default="", max_length=64)  # the entry of the rule table that decided (mailer/bounces/rules.py)
+    code: str = Field(default="", max_length=16)  # the status or reply code it rests on
+    # False: the report named no delivery of ours (no signed return path, no Message-ID we sent): nobody was changed.
+    verified: bool = Field(default=True, sa_column_kwargs={"server_default": true()})
 
 
 class RunnerLease(SQLModel, table=True):

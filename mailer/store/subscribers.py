@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import unicodedata
 from collections.abc import Sequence
 from datetime import timedelta
 from functools import lru_cache
@@ -31,12 +32,13 @@ from mailer.store.models import (
     ForgottenAddress,
     Language,
     Subscriber,
+    SubscribeRequest,
     SubscriberStatus,
     SubscriberTopic,
     Topic,
     utcnow,
 )
-from mailer.store.topics import resolve_topics, topic_names
+from mailer.store.topics import default_topics, resolve_topics, topic_names
 
 # Statuses a subscriber leaves only by asking again (`resubscribe`, or the subscribe form).
 STOPPED = (SubscriberStatus.unsubscribed, SubscriberStatus.bounced, SubscriberStatus.complained)
@@ -44,6 +46,12 @@ STOPPED = (SubscriberStatus.unsubscribed, SubscriberStatus.bounced, SubscriberSt
 FORGOTTEN_SUFFIX = "@invalid"
 # Subscribers `forget` has not blanked: listings and exports leave the blanked rows out.
 REMEMBERED = ~Subscriber.email_key.endswith(FORGOTTEN_SUFFIX)
+# A stop that unsubscribing must not hide: the address bounced, or its owner called the mail spam.
+HARD_STOPS = (SubscriberStatus.bounced, SubscriberStatus.complained)
+NAME_LENGTH = 200
+SOURCE_LENGTH = 64
+_WHITESPACE = re.compile(r"\s+")
+_JOINERS = {"\u200c", "\u200d"}  # zero-width (non-)joiners belong to how some names and emoji are written
 
 
 class InvalidEmail(StoreError):
@@ -102,6 +110,27 @@ def _domain_forms(domain: str) -> tuple[str, str] | None:
     return checked.domain, checked.ascii_domain
 
 
+def clean_text(value: str, limit: int | None = None) -> str:
+    """One line of text from outside, made safe to store and to put in a header.
+
+    Every run of whitespace (line breaks and tabs included) becomes one space,
+    control and invisible formatting characters (NUL, bidirectional overrides...)
+    are removed, and the result is cut to `limit` characters.
+    """
+    if value.isprintable() and "  " not in value:  # the usual name: only the ends and the length to see to
+        kept = value
+    else:
+        spaced = _WHITESPACE.sub(" ", value)
+        kept = "".join(ch for ch in spaced if ch in _JOINERS or unicodedata.category(ch) not in ("Cc", "Cf", "Cs"))
+        kept = _WHITESPACE.sub(" ", kept)  # a character removed between two spaces leaves them side by side
+    return kept.strip()[:limit].strip() if limit else kept.strip()
+
+
+def clean_name(value: str) -> str:
+    """A subscriber's name as stored, whichever way it came in (form, CSV, command line): see `clean_text`."""
+    return clean_text(value, NAME_LENGTH)
+
+
 def parse_language(value: str) -> Language:
     try:
         return Language(value.strip().lower())
@@ -156,7 +185,8 @@ def add_subscriber(
 ) -> Subscriber:
     """Add an active subscriber whose consent the caller already has (an editor, an import).
 
-    `salts` (the secret keys) turn on the check against erased addresses.
+    They join the default topics as well as `topics`. `salts` (the secret keys)
+    turn on the check against erased addresses.
     """
     email, key = normalise_email(email)
     existing = session.scalar(select(Subscriber).where(Subscriber.email_key == key))
@@ -167,60 +197,106 @@ def add_subscriber(
     language, wanted = parse_language(language), resolve_topics(session, topics)
     now = utcnow()
     subscriber = Subscriber(
-        email=email, email_key=key, name=name.strip(), language=language,
-        status=SubscriberStatus.active, source=source, consent_text=consent_text,
+        email=email, email_key=key, name=clean_name(name), language=language,
+        status=SubscriberStatus.active, source=clean_text(source, SOURCE_LENGTH), consent_text=clean_text(consent_text),
         created_at=now, confirmed_at=now, status_changed_at=now,
     )
     session.add(subscriber)
     session.flush()
-    _link_topics(session, subscriber, wanted)
-    _record(session, subscriber, EventKind.subscribed, channel=source)
+    _link_topics(session, subscriber, _with_defaults(session, wanted))
+    _record(session, subscriber, EventKind.subscribed, channel=subscriber.source)
     return subscriber
 
 
 def subscribe_pending(
     session: Session, *, email: str, name: str, language: Language | str, topics: Sequence[str], source: str, consent_text: str
 ) -> Subscriber:
-    """Someone asked to subscribe (the web form): pending until they confirm by the emailed link.
+    """Someone asked to subscribe (the web form): keep the request apart until the emailed link confirms it.
 
-    An active subscriber is returned unchanged (a form must not rewrite someone's
-    details unconfirmed); anyone else becomes pending with what they asked for now.
+    Anyone can post anyone's address, so nothing about an existing subscriber
+    changes here: not their status (an unsubscribed, bounced or complained
+    person stays so), name, language, topics or consent. The request (what was
+    asked, the consent wording, when) waits in its own table and `confirm`
+    applies it; a later request replaces an earlier one. A new address becomes
+    a `pending` subscriber with nothing but the address. An active subscriber is
+    returned unchanged and gets no request. `topics` must be public ones.
     """
     email, key = normalise_email(email)
     language = parse_language(language)
-    wanted = resolve_topics(session, topics)
+    wanted = resolve_topics(session, topics, public_only=True)
     subscriber = session.scalar(select(Subscriber).where(Subscriber.email_key == key))
+    if subscriber is not None and subscriber.status == SubscriberStatus.active:
+        return subscriber
+    source = clean_text(source, SOURCE_LENGTH)
     if subscriber is None:
         subscriber = Subscriber(email=email, email_key=key)
         session.add(subscriber)
-        becomes_pending = True
-    elif subscriber.status == SubscriberStatus.active:
-        return subscriber
+        session.flush()
+        _record(session, subscriber, EventKind.subscribed, channel=source)
     else:
-        becomes_pending = subscriber.status != SubscriberStatus.pending
-    subscriber.name, subscriber.language = name.strip(), language
-    subscriber.source, subscriber.consent_text = source, consent_text
+        _record(session, subscriber, EventKind.subscribed, channel=source,
+                detail=f"asked to subscribe again; stays {subscriber.status} until confirmed")
+    request = open_request(session, subscriber_id=subscriber.id) or SubscribeRequest(subscriber_id=subscriber.id)
+    request.name, request.language, request.topics = clean_name(name), language, ",".join(topic.name for topic in wanted)
+    request.source, request.consent_text, request.created_at = source, clean_text(consent_text), utcnow()
+    session.add(request)
     session.flush()
-    session.execute(delete(SubscriberTopic).where(SubscriberTopic.subscriber_id == subscriber.id))
-    _link_topics(session, subscriber, wanted)
-    if becomes_pending:
-        _change_status(session, subscriber, SubscriberStatus.pending, EventKind.subscribed, channel=source)
     return subscriber
 
 
+def open_request(session: Session, *, subscriber_id: int) -> SubscribeRequest | None:
+    """The subscribe request waiting for this subscriber's confirmation link, if any."""
+    return session.scalar(select(SubscribeRequest).where(SubscribeRequest.subscriber_id == subscriber_id)
+                          .execution_options(populate_existing=True))
+
+
 def confirm(session: Session, *, subscriber_id: int, channel: str = "link") -> Subscriber:
-    """Pending -> active. Anyone else is left as they are: an old link never re-activates."""
+    """The confirmation link was followed: apply the waiting request and make the subscriber active.
+
+    The request's name, language, topics (with the default topics; private
+    memberships are kept), source and consent wording replace the subscriber's.
+    Without a request, only a pending subscriber becomes active: an old link
+    never re-activates anyone who stopped since.
+    """
     subscriber = get_subscriber(session, subscriber_id=subscriber_id)
-    if subscriber.status == SubscriberStatus.pending:
-        subscriber.confirmed_at = utcnow()
+    request = open_request(session, subscriber_id=subscriber.id)
+    if request is None and subscriber.status != SubscriberStatus.pending:
+        return subscriber
+    if request is not None:
+        subscriber.name, subscriber.language = request.name, request.language
+        subscriber.source, subscriber.consent_text = request.source, request.consent_text
+        # A topic removed or made private since the request was made is left out.
+        asked = [name for name in request.topics.split(",") if name]
+        wanted = list(session.scalars(select(Topic).where(Topic.name.in_(asked), Topic.public))) if asked else []
+        session.execute(delete(SubscriberTopic).where(
+            SubscriberTopic.subscriber_id == subscriber.id,
+            SubscriberTopic.topic_id.in_(select(Topic.id).where(Topic.public)),
+        ))
+        _link_topics(session, subscriber, _with_defaults(session, wanted))
+        session.delete(request)
+    subscriber.confirmed_at = utcnow()
+    if subscriber.status != SubscriberStatus.active:
         _change_status(session, subscriber, SubscriberStatus.active, EventKind.confirmed, channel=channel)
+    else:
+        _record(session, subscriber, EventKind.confirmed, channel=channel)
+    session.flush()
     return subscriber
 
 
 def unsubscribe(session: Session, *, subscriber_id: int, channel: str, send_id: int | None = None) -> Subscriber:
-    """Stop all mail. `channel` says how they asked: link, one-click, reply, cli, import..."""
+    """Stop all mail. `channel` says how they asked: link, one-click, reply, cli, import...
+
+    A bounced or complained subscriber keeps that status (it says more, and an
+    unsubscribed one could be re-imported with `--resubscribe`); the request is
+    recorded all the same. A waiting subscribe request is dropped.
+    """
     subscriber = get_subscriber(session, subscriber_id=subscriber_id)
-    if subscriber.status != SubscriberStatus.unsubscribed:
+    session.execute(delete(SubscribeRequest).where(SubscribeRequest.subscriber_id == subscriber.id))
+    if subscriber.status in HARD_STOPS:
+        _record(session, subscriber, EventKind.unsubscribed, channel=channel, send_id=send_id,
+                detail=f"stays {subscriber.status}")
+        session.flush()
+    elif subscriber.status != SubscriberStatus.unsubscribed:
         _change_status(session, subscriber, SubscriberStatus.unsubscribed, EventKind.unsubscribed, channel=channel, send_id=send_id)
     return subscriber
 
@@ -242,20 +318,26 @@ def update_preferences(
     language: Language | str | None = None,
     topics: Sequence[str] | None = None,
     channel: str = "web",
+    public_only: bool = False,
 ) -> Subscriber:
-    """Change what is given (None leaves it); the event says what changed, without personal data."""
+    """Change what is given (None leaves it); the event says what changed, without personal data.
+
+    `topics` replaces the subscriber's topics; with `public_only` (the pages) it
+    may name only public topics and replaces only those, so private memberships stay.
+    """
     subscriber = get_subscriber(session, subscriber_id=subscriber_id)
     changes = []
-    if name is not None and name.strip() != subscriber.name:
-        subscriber.name = name.strip()
+    name = clean_name(name) if name is not None else None
+    if name is not None and name != subscriber.name:
+        subscriber.name = name
         changes.append("name changed")
     language = parse_language(language) if language is not None else None
     if language is not None and language != subscriber.language:
         changes.append(f"language {subscriber.language} -> {language}")
         subscriber.language = language
     if topics is not None:
-        wanted = {topic.name: topic for topic in resolve_topics(session, topics)}
-        current = set(topic_names(session, subscriber.id))
+        wanted = {topic.name: topic for topic in resolve_topics(session, topics, public_only=public_only)}
+        current = set(topic_names(session, subscriber.id, public_only=public_only))
         added, removed = sorted(wanted.keys() - current), sorted(current - wanted.keys())
         if removed:
             session.execute(
@@ -354,6 +436,7 @@ def forget(session: Session, *, email: str, salt: str) -> Subscriber | None:
     for delivery in session.scalars(select(Delivery).where(Delivery.subscriber_id == subscriber.id)):
         delivery.email, delivery.reply = placeholder, _scrub(delivery.reply, addresses)
     session.execute(delete(SubscriberTopic).where(SubscriberTopic.subscriber_id == subscriber.id))
+    session.execute(delete(SubscribeRequest).where(SubscribeRequest.subscriber_id == subscriber.id))
     subscriber.email = subscriber.email_key = placeholder
     subscriber.name = subscriber.consent_text = ""
     if subscriber.status != SubscriberStatus.unsubscribed:
@@ -406,6 +489,11 @@ def _change_status(
     session.flush()
     _record(session, subscriber, kind, channel=channel, detail=detail, send_id=send_id)
     session.flush()
+
+
+def _with_defaults(session: Session, topics: Sequence[Topic]) -> list[Topic]:
+    """`topics` and the default topics, each once: what a new (or newly confirmed) subscriber joins."""
+    return list({topic.name: topic for topic in (*default_topics(session), *topics)}.values())
 
 
 def _link_topics(session: Session, subscriber: Subscriber, topics: Sequence[Topic]) -> None:

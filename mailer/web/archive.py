@@ -1,4 +1,9 @@
-"""/archive: past issues as sent, their web versions, and an Atom feed.
+"""/archive: past issues as sent, their web versions, and an Atom feed per language.
+
+The index and the feeds come from `mailer.store.archive`: each issue once, dated by its
+`date:`, titled in the reader's language. `/archive/feed.atom` is the default language's
+feed; `/archive/feed.en.atom` and `/archive/feed.cy.atom` list the issues written in that
+language (`xml:lang` says which).
 
 The web version is the frozen HTML of the send with every personal
 placeholder given a neutral value, so nobody's name or links show. It is the
@@ -8,22 +13,23 @@ allowed, still no script, no forms, no framing.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 from typing import Annotated
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 from babel.dates import format_date
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import HTMLResponse, Response
 from feedgen.feed import FeedGenerator
-from sqlalchemy import or_, select
-from sqlalchemy.orm import defer
-from sqlmodel import Session
 from starlette.exceptions import HTTPException
 
 from mailer import i18n
+from mailer.config import Settings
 from mailer.content import Personaliser
 from mailer.delivery.sends import rendered_variants
-from mailer.store.models import Send, SendStatus
+from mailer.store.archive import ArchivedIssue, archived_issues, public_send
+from mailer.store.models import Send
 from mailer.tokens import archive_url
 from mailer.web.context import DB, web
 
@@ -36,54 +42,82 @@ FEED_ENTRIES = 20
 SendId = Annotated[int, Path(ge=1, le=2**62)]  # anything else is no such page (and no integer overflow)
 
 
-def _finished(db: Session, limit: int | None = None) -> list[Send]:
-    """Finished sends, newest first, without their (large) frozen content."""
-    query = (select(Send).options(defer(Send.content)).where(Send.status == SendStatus.finished)
-             .order_by(Send.finished_at.desc(), Send.id.desc()).limit(limit))
-    return list(db.scalars(query))
+def feed_path(language: str) -> str:
+    return f"/archive/feed.{language}.atom"
 
 
 @router.get("/archive")
 def index(request: Request, db: DB) -> Response:
     ctx = web(request)
     language = ctx.pages.language(request)
-    issues = [{"url": f"/archive/{send.id}", "title": send.title or send.issue_slug,
-               "date": format_date(send.finished_at, format="long", locale=i18n.LOCALES[language]) if send.finished_at else ""}
-              for send in _finished(db)]
-    return ctx.pages.render(request, language, "archive.html", {"issues": issues}, headers=PUBLIC)
+    issues = [{"url": f"/archive/{issue.send_id}?lang={language}", "title": issue.title(language),
+               "lang": issue.title_language(language),
+               "date": format_date(issue.date, format="long", locale=i18n.LOCALES[language])}
+              for issue in archived_issues(db)]
+    languages = ctx.settings.languages
+    feeds = [{"lang": code, "href": feed_path(code), "title": ctx.settings.text("list_name", code)}
+             for code in sorted(languages, key=lambda code: code != language)]  # the page's language first
+    return ctx.pages.render(request, language, "archive.html", {"issues": issues, "feeds": feeds}, headers=PUBLIC)
 
 
 @router.get("/archive/feed.atom")
-def feed(request: Request, db: DB) -> Response:
+def default_feed(request: Request, db: DB) -> Response:
+    return _feed(request, db, web(request).settings.default_language)
+
+
+def _language_feed(language: str):  # noqa: ANN202 (a route)
+    def feed(request: Request, db: DB) -> Response:
+        return _feed(request, db, language)
+    return feed
+
+
+for _code in i18n.LANGUAGES:
+    router.add_api_route(feed_path(_code), _language_feed(_code), methods=["GET"])
+
+
+def _feed(request: Request, db: DB, language: str) -> Response:
     settings = web(request).settings
+    list_name = settings.text("list_name", language)
     generator = FeedGenerator()
-    generator.id(f"{settings.base_url}/archive")
-    generator.title(settings.list_name)
+    generator.id(f"{settings.base_url}{feed_path(language)}")
+    generator.title(list_name)
     generator.author({"name": settings.sender_name})
-    generator.link(href=f"{settings.base_url}/archive", rel="alternate")
-    generator.link(href=f"{settings.base_url}/archive/feed.atom", rel="self")
-    generator.language(settings.default_language)
-    sends = _finished(db, FEED_ENTRIES)
-    generator.updated(_utc(sends[0].finished_at) if sends else None)
-    for send in reversed(sends):  # feedgen puts the last added first
+    generator.link(href=f"{settings.base_url}/archive?lang={language}", rel="alternate")
+    generator.link(href=f"{settings.base_url}{feed_path(language)}", rel="self")
+    generator.language(language)  # xml:lang on the feed
+    issues = archived_issues(db, language=language, limit=FEED_ENTRIES)
+    generator.updated(_issue_time(settings, issues[0]) if issues else None)
+    for issue in reversed(issues):  # feedgen puts the last added first
         entry = generator.add_entry()
-        entry.id(archive_url(settings, send.id))
-        entry.title(send.title or send.issue_slug)
-        entry.link(href=archive_url(settings, send.id))
-        entry.updated(_utc(send.finished_at or send.created_at))
-        variants = rendered_variants(send)
-        summary = (variants.get(settings.default_language) or next(iter(variants.values()))).preheader
-        if summary:
-            entry.summary(summary)
+        entry.id(_entry_id(settings, issue, language))
+        entry.title(issue.title(language))
+        entry.link(href=f"{archive_url(settings, issue.send_id)}?lang={language}")
+        entry.published(_issue_time(settings, issue))
+        entry.updated(_issue_time(settings, issue))
+        send = db.get(Send, issue.send_id)
+        variants = rendered_variants(send) if send else {}
+        rendered = variants.get(language) or next(iter(variants.values()), None)
+        if rendered and rendered.preheader:
+            entry.summary(rendered.preheader)
     return Response(generator.atom_str(pretty=True), media_type="application/atom+xml", headers=PUBLIC)
+
+
+def _entry_id(settings: Settings, issue: ArchivedIssue, language: str) -> str:
+    """A permanent id per issue and language (RFC 4151 tag URI): the same however often the issue is sent."""
+    host = urlsplit(settings.base_url).hostname or settings.sender_domain
+    return f"tag:{host},{issue.date.isoformat()}:{issue.slug}/{language}"
+
+
+def _issue_time(settings: Settings, issue: ArchivedIssue) -> datetime:
+    """The issue's date, as the start of that day where the list is."""
+    return datetime.combine(issue.date, time(), ZoneInfo(settings.timezone)).astimezone(UTC)
 
 
 @router.get("/archive/{send_id}")
 def issue(send_id: SendId, request: Request, db: DB) -> Response:
     ctx = web(request)
-    send = db.scalar(select(Send).where(Send.id == send_id, or_(Send.started_at.is_not(None),
-                                                                  Send.status == SendStatus.finished)))
-    if send is None:  # drafts and scheduled sends are not public yet
+    send = public_send(db, send_id)
+    if send is None:  # drafts, scheduled, cancelled, failed and withdrawn sends are not public
         raise HTTPException(404)
     variants = rendered_variants(send)
     language = next((candidate for candidate in (request.query_params.get("lang"), ctx.pages.language(request))
@@ -98,7 +132,3 @@ def issue(send_id: SendId, request: Request, db: DB) -> Response:
     }
     html = Personaliser(variants[language]).html(neutral)
     return HTMLResponse(html, headers={"content-security-policy": EMAIL_CSP, **PUBLIC})
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC)  # stored naive in UTC; feedgen wants it aware

@@ -10,19 +10,15 @@ from fastapi import Form
 from mailer.config import Settings
 from mailer.delivery.message import wire_address
 from mailer.errors import PermanentFailure
-from mailer.store.subscribers import InvalidEmail, normalise_email
+from mailer.store.subscribers import InvalidEmail, clean_name, normalise_email
 
-NAME_LENGTH = 200
+__all__ = ["clean_name"]  # the store's, so a name is cleaned the same whichever way it comes in
+
 EMAIL_LENGTH = 320
 
 # A form field, empty when missing: a missing field is a problem named on the page, never a 422.
 FormText = Annotated[str, Form()]
 FormList = Annotated[list[str], Form()]
-
-
-def clean_name(value: str) -> str:
-    """A name as a person would type it: control characters dropped, spaces trimmed, at most NAME_LENGTH."""
-    return "".join(ch for ch in value if ch.isprintable()).strip()[:NAME_LENGTH]
 
 
 def normalised_email(value: str) -> str | None:

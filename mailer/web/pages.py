@@ -32,7 +32,8 @@ class Pages:
                                  undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
         env.policies["ext.i18n.trimmed"] = True  # a {% trans %} block's msgid is its text on one line
         i18n.install(env, language)
-        env.globals.update(settings=self.settings, lang=language)
+        env.globals.update(settings=self.settings, lang=language, list_name=self.settings.text("list_name", language),
+                           postal_address=self.settings.text("postal_address", language))
         return env
 
     def language(self, request: Request, preferred: str | None = None) -> str:

@@ -20,8 +20,8 @@ from sqlmodel import Session
 
 from mailer.errors import StoreError
 from mailer.store import subscribers
-from mailer.store.models import Event, EventKind, Subscriber, Topic
-from mailer.store.topics import topic_names
+from mailer.store.models import Event, EventKind, Subscriber
+from mailer.store.topics import public_topics, topic_names
 from mailer.tokens import UNDO_EMAIL_DAYS, Purpose, change_email_url, undo_email_url, unsubscribe_url
 from mailer.web import emails, links
 from mailer.web.clients import client_key
@@ -36,7 +36,7 @@ router = APIRouter()
 def page(token: str, request: Request, db: DB) -> Response:
     subscriber = links.subscriber(db, web(request).settings, Purpose.preferences, token)
     chosen = {"name": subscriber.name, "email": subscriber.email, "language": subscriber.language,
-              "topics": topic_names(db, subscriber.id)}
+              "topics": topic_names(db, subscriber.id, public_only=True)}
     return _render(request, db, subscriber, chosen)
 
 
@@ -54,7 +54,7 @@ def save(token: str, request: Request, db: DB, background: BackgroundTasks,
     offered = offered_languages(ctx.settings)
     new_email = normalised_email(email)
     errors = problems(ctx.pages.gettext(page_language), address=new_email, language=language, offered=offered,
-                      topics=topics, known_topics=set(db.scalars(select(Topic.name))))
+                      topics=topics, known_topics={topic.name for topic in public_topics(db)})
     if errors or new_email is None:
         return _render(request, db, subscriber, chosen, errors=errors)
     # The address is not saved here: a new one waits for its own confirmation.
@@ -68,7 +68,7 @@ def save(token: str, request: Request, db: DB, background: BackgroundTasks,
         return _render(request, db, subscriber, chosen, errors=errors, status=429)
     subscribers.update_preferences(db, subscriber_id=subscriber.id, name=chosen["name"],
                                    language=language if offered else None, topics=list(dict.fromkeys(topics)),
-                                   channel="web")
+                                   channel="web", public_only=True)
     db.commit()
     if changing and refused is None:
         background.add_task(emails.send, ctx, to=new_email, language=subscriber.language,
@@ -153,7 +153,7 @@ def _render(request: Request, db: Session, subscriber: Subscriber, chosen: dict,
         "subscriber": subscriber, "chosen": chosen, "errors": errors or {}, "retry": retry, "saved": saved,
         "email_sent_to": email_sent_to, "already_sent": already_sent,
         "csrf": ctx.forms.make("preferences", subscriber.id),
-        "topics": list(db.scalars(select(Topic).order_by(Topic.name))),
+        "topics": public_topics(db),
         "languages": offered_languages(ctx.settings),
         "unsubscribe_url": unsubscribe_url(ctx.settings, subscriber.id),
     }

@@ -2,9 +2,12 @@
 
 The form answers the same page whatever the address (unknown, pending, active,
 unsubscribed): everything that depends on the address, including whether an
-email is sent at all, happens after the response has gone. The subscriber is
-`pending` until the emailed link is followed and its button pressed (a GET
-changes nothing, as link scanners follow links).
+email is sent at all, happens after the response has gone. What was asked is
+kept as a request apart from the subscriber (`subscribers.subscribe_pending`),
+so a stranger posting someone's address changes nothing about them; the request
+is applied only when the emailed link is followed and its button pressed (a
+GET changes nothing, as link scanners follow links). The form offers the public
+topics; the default ones are shown ticked and fixed, as every new subscriber gets them.
 """
 
 from __future__ import annotations
@@ -15,13 +18,13 @@ from datetime import timedelta
 
 from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import Response
-from sqlalchemy import select
 from sqlmodel import Session
 
 from mailer.errors import MailerError
 from mailer.store import subscribers
 from mailer.store.db import new_session
-from mailer.store.models import Subscriber, SubscriberStatus, Topic, utcnow
+from mailer.store.models import Subscriber, SubscriberStatus, utcnow
+from mailer.store.topics import public_topics
 from mailer.tokens import Purpose, confirm_url, preferences_url
 from mailer.web import emails, links
 from mailer.web.clients import client_key
@@ -58,7 +61,7 @@ def post(request: Request, db: DB, background: BackgroundTasks,
     address = normalised_email(email)
     offered = offered_languages(ctx.settings)
     errors = problems(_, address=address, language=language, offered=offered,
-                      topics=topics, known_topics=set(db.scalars(select(Topic.name))))
+                      topics=topics, known_topics={topic.name for topic in public_topics(db)})
     if not consent:
         errors["consent"] = _("Tick the box to say you agree.")
     if errors or address is None:
@@ -66,15 +69,15 @@ def post(request: Request, db: DB, background: BackgroundTasks,
     if not offered:
         language = page_language if page_language in ctx.settings.languages else ctx.settings.default_language
     background.add_task(request_confirmation, ctx, email=address, name=chosen["name"], language=language,
-                        topics=list(dict.fromkeys(topics)), consent_text=consent_text(_, ctx),
+                        topics=list(dict.fromkeys(topics)), consent_text=consent_text(_, ctx, page_language),
                         page_language=page_language)
     return ctx.pages.render(request, page_language, "subscribe_sent.html")
 
 
-def consent_text(_: Callable[..., str], ctx: Web) -> str:
+def consent_text(_: Callable[..., str], ctx: Web, language: str) -> str:
     """The wording beside the consent box, stored with the subscriber as shown."""
     return _("Send me %(list)s by email. I can unsubscribe at any time with the link in every email.",
-             list=ctx.settings.list_name)
+             list=ctx.settings.text("list_name", language))
 
 
 def request_confirmation(ctx: Web, *, email: str, name: str, language: str, topics: list[str],
@@ -115,7 +118,7 @@ def _recently_stopped(subscriber: Subscriber) -> bool:
 @router.get("/confirm/{token}")
 def confirm_page(token: str, request: Request, db: DB) -> Response:
     subscriber = links.subscriber(db, web(request).settings, Purpose.confirm, token)
-    return _confirmation(request, subscriber)
+    return _confirmation(request, db, subscriber)
 
 
 @router.post("/confirm/{token}")
@@ -123,23 +126,28 @@ def confirm(token: str, request: Request, db: DB, csrf: FormText = "") -> Respon
     ctx = web(request)
     subscriber = links.subscriber(db, ctx.settings, Purpose.confirm, token)
     if not ctx.forms.accepts(request, csrf, "confirm", subscriber.id):
-        return _confirmation(request, subscriber, retry=True)
-    first_use = subscriber.status == SubscriberStatus.pending
+        return _confirmation(request, db, subscriber, retry=True)
+    first_use = _waiting(db, subscriber)
     subscribers.confirm(db, subscriber_id=subscriber.id)
     db.commit()
-    return _confirmation(request, subscriber, first_use=first_use)
+    return _confirmation(request, db, subscriber, first_use=first_use)
 
 
-def _confirmation(request: Request, subscriber: Subscriber, *, retry: bool = False,
+def _waiting(db: Session, subscriber: Subscriber) -> bool:
+    """Whether the link still has a use: a subscribe request waits (or an old-style pending subscriber)."""
+    return subscriber.status == SubscriberStatus.pending or subscribers.open_request(db, subscriber_id=subscriber.id) is not None
+
+
+def _confirmation(request: Request, db: Session, subscriber: Subscriber, *, retry: bool = False,
                   first_use: bool = False) -> Response:
-    """The button while pending, the welcome once active; for anyone else the link has no use left.
+    """The button while a request waits, the welcome once active; for anyone else the link has no use left.
 
     The welcome links to the preferences page (a link that never expires) only on the
     confirmation itself: whoever opens the link again later (a forwarded email, a
     shared computer) gets no such key.
     """
     ctx = web(request)
-    if subscriber.status == SubscriberStatus.pending:
+    if _waiting(db, subscriber):
         template = "confirm.html"
     elif subscriber.status == SubscriberStatus.active:
         template = "confirmed.html"
@@ -155,8 +163,9 @@ def _form(request: Request, db: Session, chosen: dict, *, retry: bool = False,
           errors: dict[str, str] | None = None) -> Response:
     ctx = web(request)
     language = ctx.pages.language(request)
+    offered = sorted(public_topics(db), key=lambda topic: (not topic.is_default, topic.name))
     context = {"chosen": chosen, "errors": errors or {}, "retry": retry, "csrf": ctx.forms.make("subscribe"),
-               "topics": list(db.scalars(select(Topic).order_by(Topic.name))),
+               "topics": offered, "included": [topic.name for topic in offered if topic.is_default],
                "languages": offered_languages(ctx.settings),
-               "consent_text": consent_text(ctx.pages.gettext(language), ctx)}
+               "consent_text": consent_text(ctx.pages.gettext(language), ctx, language)}
     return ctx.pages.render(request, language, "subscribe.html", context, status=400 if retry or errors else 200)

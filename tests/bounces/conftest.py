@@ -3,7 +3,8 @@
 The corpus (tests/bounces/corpus/*.eml) was written for these tests in the
 shapes real MTAs send. Its return paths are signed with the test settings'
 secret key for deliveries 1 to 10 of one send, each to the subscriber listed
-in PEOPLE under the same number.
+in PEOPLE under the same number, and its returned copies carry the Message-ID
+`message_id(N)` of delivery N.
 """
 
 from __future__ import annotations
@@ -47,6 +48,11 @@ PEOPLE = {
 }
 
 
+def message_id(number: int) -> str:
+    """The Message-ID delivery `number` went out with (the corpus' returned copies show it)."""
+    return f"<174108252901.1.{number}@example.org>"
+
+
 def corpus(name: str) -> bytes:
     return (CORPUS / name).read_bytes()
 
@@ -73,7 +79,8 @@ def mailing(engine) -> dict[str, int]:
         session.add(send)
         session.flush()
         for number, email in PEOPLE.items():
-            session.add(Delivery(id=number, send_id=send.id, subscriber_id=ids[email], email=email, status=DeliveryStatus.sent))
+            session.add(Delivery(id=number, send_id=send.id, subscriber_id=ids[email], email=email, status=DeliveryStatus.sent,
+                                 message_id=message_id(number)))
         session.commit()
     return ids
 

@@ -36,4 +36,4 @@ def test_return_path_setting_gives_local_part_and_domain(settings):
 def test_deliveries_in_finds_signed_paths_anywhere_once_each(settings):
     first, second = return_path_for(settings, 3), return_path_for(settings, 9)
     text = f"To: {first}\nDelivered-To: {first.upper()}\n\nReturn-Path: <{second}>\nbounces+4-deadbeefdeadbeef@example.org"
-    assert deliveries_in(settings, text) == [3, 9]
+    assert deliveries_in(settings, text.encode()) == [3, 9]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import CliRunner, Result
@@ -60,6 +62,52 @@ def test_send_asks_first_then_sends_and_reports(cli, news, smtp_server, engine) 
     assert "A co-production network for Wales" in listed.output and "finished" in listed.output
 
 
+def test_send_refuses_an_issue_sent_before_unless_again(cli, news, smtp_server, engine) -> None:  # type: ignore[no-untyped-def]
+    """Finding 1: a second `mailer send ... --yes` sent every subscriber a second copy without a word."""
+    first = cli("send", str(SAMPLE_ISSUE), "--yes")
+    assert first.exit_code == 0, first.output
+    with new_session(engine) as session:
+        started = session.exec(select(Send)).one().started_at
+    when = f"{started.replace(tzinfo=UTC).astimezone(ZoneInfo('Europe/London')):%Y-%m-%d %H:%M %Z}"
+    said = f"issue {SAMPLE_ISSUE.stem} was sent as send 1 on {when} to 3 subscribers"
+
+    twice = cli("send", str(SAMPLE_ISSUE), "--yes")
+    assert (twice.exit_code, twice.output) == (1, f"Error: {said}; add --again to send it again\n")
+    assert len(smtp_server.messages) == 3
+
+    declined = cli("send", str(SAMPLE_ISSUE), "--again", input="n\n")
+    assert f"{said}. Send it again to 3 subscribers now? [y/N]" in declined.output
+    assert len(smtp_server.messages) == 3
+    again = cli("send", str(SAMPLE_ISSUE), "--again", "--yes")
+    assert again.exit_code == 0 and f"Note: {said}." in again.output
+    assert len(smtp_server.messages) == 6
+
+
+@pytest.mark.parametrize(("status", "said"), [
+    ("cancelled", None),
+    ("scheduled", "issue n is scheduled as send 1 for 2100-01-01 09:00 GMT; move or cancel it (`mailer schedule list`), or "),
+    ("missed", "issue n was scheduled as send 1 for 2100-01-01 09:00 GMT and missed; move or cancel it"),
+    ("draft", "issue n has send 1, created 2099-12-01 10:00 GMT and not started; continue it with `mailer send --resume 1`"),
+    ("paused", "issue n is paused as send 1 after 0 of 0 subscribers (started 2099-12-01 10:00 GMT); continue it with"),
+    ("failed", "issue n failed as send 1 on 2099-12-01 10:00 GMT after reaching 0 subscribers; add --again"),
+])
+def test_every_send_but_a_cancelled_one_counts(smtp_settings, engine, status, said) -> None:  # type: ignore[no-untyped-def]
+    from mailer.delivery.once import check_repeat
+    from mailer.errors import SendError
+
+    with new_session(engine) as session:
+        session.add(Send(issue_slug="n", status=status, content=b"{}", created_at=datetime(2099, 12, 1, 10, 0),
+                         scheduled_at=datetime(2100, 1, 1, 9, 0)))
+        session.commit()
+        if said is None:
+            assert check_repeat(session, settings=smtp_settings, slug="n", again=False) is None
+            return
+        with pytest.raises(SendError) as refused:
+            check_repeat(session, settings=smtp_settings, slug="n", again=False)
+        assert str(refused.value).startswith(said) and str(refused.value).endswith("add --again to send it again")
+        assert said.startswith(check_repeat(session, settings=smtp_settings, slug="n", again=True))
+
+
 def test_one_subscriber_is_not_plural(cli, engine) -> None:  # type: ignore[no-untyped-def]
     with new_session(engine) as session:
         session.add(Topic(name="news"))
@@ -74,10 +122,10 @@ def test_topic_and_language_choose_the_audience(cli, news, smtp_server) -> None:
     result = cli("send", str(SAMPLE_ISSUE), "--language", "cy", "--yes")
     assert result.exit_code == 0, result.output
     assert smtp_server.recipients() == ["sian@example.com"]
-    two = cli("send", str(SAMPLE_ISSUE), "--topic", "news", "--language", "both", "--language", "cy", "--yes")
+    two = cli("send", str(SAMPLE_ISSUE), "--topic", "news", "--language", "both", "--language", "cy", "--yes", "--again")
     assert two.exit_code == 0 and sorted(smtp_server.recipients()) == ["dwy@example.com", "sian@example.com",
                                                                        "sian@example.com"]
-    unknown = cli("send", str(SAMPLE_ISSUE), "--topic", "nonesuch", "--yes")
+    unknown = cli("send", str(SAMPLE_ISSUE), "--topic", "nonesuch", "--yes", "--again")
     assert unknown.exit_code == 1 and "no topic named nonesuch" in unknown.output
 
 

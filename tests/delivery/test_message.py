@@ -12,6 +12,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from dkim.canonicalization import Relaxed
 
+from mailer.bounces.unsubscribe import unsubscribe_address
 from mailer.config import Settings
 from mailer.content import Personaliser
 from mailer.delivery.dkim import DkimSigner, dns_record, generate_key, signer_for
@@ -49,7 +50,9 @@ def test_every_header_and_both_parts(builder: MessageBuilder, settings: Settings
     assert message["Reply-To"] == "editor@example.org"
     assert message["List-Id"] == "Network News <news.example.org>"
     one_click = unsubscribe_url(settings, 3)
-    assert message["List-Unsubscribe"] == f"<{one_click}>, <mailto:unsubscribe@example.org?subject=unsubscribe>"
+    mailto = f"mailto:{unsubscribe_address(settings, 3, 7)}?subject=unsubscribe"
+    assert message["List-Unsubscribe"] == f"<{one_click}>, <{mailto}>"
+    assert mailto.startswith("mailto:unsubscribe+3-7-")  # signed for this reader and send: mailer.bounces.unsubscribe
     assert one_click.startswith("https://news.example.org/u/")
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert message["MIME-Version"] == "1.0"

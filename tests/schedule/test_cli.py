@@ -64,7 +64,7 @@ def test_a_broken_issue_is_caught_when_scheduling(cli, workdir, subscribers, ses
 def test_list_cancel_move(cli, issue_file, subscribers, session):
     cli("schedule", str(issue_file), "--at", f"{NEXT_YEAR}-07-01 09:00")
     twice = cli("schedule", str(issue_file), "--at", f"{NEXT_YEAR}-02-01 09:00")
-    assert twice.exit_code == 1 and "already has send 1 (scheduled)" in twice.output and "--again" in twice.output
+    assert twice.exit_code == 1 and "issue 2026-12 is scheduled as send 1 for" in twice.output and "--again" in twice.output
     assert cli("schedule", str(issue_file), "--at", f"{NEXT_YEAR}-02-01 09:00", "--again").exit_code == 0
     session.execute(update(Send).where(Send.id == 1).values(status=SendStatus.missed, note="missed: due ..., the runner came 7 h 0 min late"))
     session.commit()

@@ -28,12 +28,13 @@ from .test_rules import rule_for
 CORPUS = ROOT / "tests" / "bounces" / "corpus"
 
 
-def test_run_fires_a_send_on_the_second(runners, scheduled, subscribers, session, smtp_server):
-    send = scheduled(utcnow() + timedelta(seconds=1))
+def test_run_fires_a_send_at_its_time_not_at_the_next_tick(runners, scheduled, subscribers, session, smtp_server):
+    send = scheduled(utcnow() + timedelta(seconds=2))
     runner = runners(tick_seconds=3600)  # only the first tick runs: the date job must do the firing
     fired = run_until_sent(runner, send.id, timeout=PATIENCE)
     assert fired.status == "finished"
-    assert timedelta(0) <= fired.started_at - fired.scheduled_at < timedelta(seconds=2)
+    # Never early, and long before the next tick; how soon after its time depends on how busy the machine is.
+    assert timedelta(0) <= fired.started_at - fired.scheduled_at < timedelta(seconds=PATIENCE)
     assert sorted(smtp_server.recipients()) == subscribers
 
 

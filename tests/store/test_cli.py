@@ -7,11 +7,13 @@ import re
 from pathlib import Path
 
 from click.testing import CliRunner
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from mailer.cli import main
 from mailer.cli.common import settings as cli_settings
+from mailer.store import subscribers as service
 from mailer.store.db import make_engine, upgrade
+from mailer.store.models import Topic
 
 
 def test_db_upgrade_creates_the_database_and_other_commands_refuse_an_old_one(workdir: Path):
@@ -89,7 +91,7 @@ def test_bad_option_values_are_usage_errors(cli, workdir):
 
 
 def test_topics(cli):
-    assert cli("topics", "add", "news", "--description", "Monthly news").output == "Added topic news.\n"
+    assert cli("topics", "add", "news", "--description", "Monthly news").output == "Added topic news (public).\n"
     assert cli("subscribers", "topics", "add", "events").exit_code == 0  # the same group, as the issue writes it
     duplicate = cli("topics", "add", "news")
     assert (duplicate.exit_code, duplicate.output) == (1, "Error: topic 'news' already exists\n")
@@ -99,6 +101,28 @@ def test_topics(cli):
     assert cli("topics", "remove", "events", "--yes").output == "Removed topic events.\n"
     assert "events" not in cli("topics", "list").output
     assert "unknown topic 'events'" in cli("topics", "remove", "events", "--yes").output
+
+
+def test_subscribers_add_cleans_the_name(cli, session):
+    """Finding 2: names are cleaned on every way in, `subscribers add` too."""
+    assert cli("subscribers", "add", "ann@example.org", "--name", "Ann\n\tJones\x07").exit_code == 0
+    assert service.get_by_email(session, email="ann@example.org").name == "Ann Jones"
+
+
+def test_topic_flags_default_and_private(cli):
+    """Finding 4: web subscribers were in no topic, and an internal topic showed on every reader's page."""
+    assert cli("topics", "add", "news", "--default").output == "Added topic news (default, public).\n"
+    assert cli("topics", "add", "load-test", "--private").output == "Added topic load-test (private).\n"
+    assert cli("topics", "add", "events").exit_code == 0
+    refused = cli("topics", "add", "odd", "--default", "--private")
+    assert (refused.exit_code, "cannot be both default and private" in refused.output) == (1, True)
+    rows = {cells[0]: cells[1:3] for line in cli("topics", "list").output.splitlines()
+            if len(cells := re.split(r"\s{2,}", line.strip())) >= 3 and cells[0] != "topic"}  # columns: 2+ spaces apart
+    assert rows == {"events": ["no", "yes"], "load-test": ["no", "no"], "news": ["yes", "yes"]}
+    added = cli("subscribers", "add", "gwen@example.org", "--topic", "events")
+    assert added.output == "Added gwen@example.org (en; topics: events, news).\n"  # the default topic too
+    assert cli("topics", "edit", "events", "--default").output == "Changed topic events (default, public).\n"
+    assert cli("topics", "edit", "news", "--no-default", "--private", "--label", "News").output == "Changed topic news (private).\n"
 
 
 def test_add_show_list_remove(cli):
@@ -196,3 +220,20 @@ def test_stats(cli):
     for label in ("active", "unsubscribed", "news", "cy"):
         assert re.search(rf"^{label}\s+1\b", output, re.M), label
     assert "Growth" in output and "+1" in output  # one joined... and one left this month: 2 - 1
+
+
+def test_topics_in_english_and_welsh(cli, session):
+    added = cli("topics", "add", "events", "--label", "Events", "--label-cy", "Digwyddiadau",
+                "--description", "Gatherings near you")
+    assert added.exit_code == 0, added.output
+    changed = cli("topics", "edit", "events", "--description-cy", "Cyfarfodydd  yn agos\natoch")
+    assert (changed.exit_code, changed.output) == (0, "Changed topic events (public).\n")
+    topic = session.scalars(select(Topic).where(Topic.name == "events")).one()
+    assert (topic.label, topic.label_cy, topic.description, topic.description_cy) == (
+        "Events", "Digwyddiadau", "Gatherings near you", "Cyfarfodydd yn agos atoch")  # spaces and lines tidied
+    assert (topic.label_in("cy"), topic.description_in("cy"), topic.label_in("en")) == (
+        "Digwyddiadau", "Cyfarfodydd yn agos atoch", "Events")
+    listing = cli("topics", "list").output
+    assert "Digwyddiadau" in listing and "label (cy)" in listing
+    assert "unknown topic 'nothing'" in cli("topics", "edit", "nothing", "--label", "X").output
+    assert "at most 200" in cli("topics", "edit", "events", "--label-cy", "x" * 201).output

@@ -129,18 +129,52 @@ def test_the_form_never_rewrites_an_active_subscriber(session, topics):
     assert topic_names(session, subscriber.id) == ["news"]
 
 
-def test_asking_again_after_unsubscribing_makes_pending_and_confirm_reactivates(session, topics):
-    subscriber = add(session, topics=["news"])
-    service.unsubscribe(session, subscriber_id=subscriber.id, channel="link")
+@pytest.mark.parametrize("stop", ["unsubscribe", "mark_bounced", "mark_complained"])
+def test_a_subscribe_request_changes_nothing_until_its_link_is_confirmed(session, topics, stop):
+    """Finding 3: posting someone's address to the form rewrote a stopped subscriber and made them pending."""
+    subscriber = add(session, name="Gwen", topics=["news"])
+    kwargs = {"channel": "link"} if stop == "unsubscribe" else {"detail": "550"}
+    getattr(service, stop)(session, subscriber_id=subscriber.id, **kwargs)
+    stopped = subscriber.status
+    before = (subscriber.name, subscriber.language, subscriber.source, subscriber.consent_text, subscriber.status_changed_at)
     service.subscribe_pending(
-        session, email=subscriber.email, name="Gwen", language="cy", topics=["events"], source="web", consent_text="ok",
+        session, email=subscriber.email, name="A stranger", language="cy", topics=["events"], source="web", consent_text="ok",
     )
-    assert subscriber.status == SubscriberStatus.pending
-    assert topic_names(session, subscriber.id) == ["events"]
-    service.confirm(session, subscriber_id=subscriber.id)
     session.commit()
-    assert subscriber.status == SubscriberStatus.active
-    assert [kind for kind, _ in events(session, subscriber.id)] == ["subscribed", "unsubscribed", "subscribed", "confirmed"]
+    session.refresh(subscriber)
+    assert subscriber.status == stopped
+    assert (subscriber.name, subscriber.language, subscriber.source, subscriber.consent_text, subscriber.status_changed_at) == before
+    assert topic_names(session, subscriber.id) == ["news"]
+    request = service.open_request(session, subscriber_id=subscriber.id)
+    assert (request.name, request.language, request.topics, request.consent_text) == ("A stranger", "cy", "events", "ok")
+
+    service.confirm(session, subscriber_id=subscriber.id)  # only the emailed link applies it
+    session.commit()
+    assert (subscriber.status, subscriber.name, subscriber.language, subscriber.consent_text) == ("active", "A stranger", "cy", "ok")
+    assert topic_names(session, subscriber.id) == ["events"]
+    assert service.open_request(session, subscriber_id=subscriber.id) is None
+    assert [kind for kind, _ in events(session, subscriber.id)][-2:] == ["subscribed", "confirmed"]
+
+
+def test_a_new_address_from_the_form_is_pending_with_nothing_but_the_address(session, topics):
+    subscriber = service.subscribe_pending(
+        session, email="new@example.org", name="New", language="cy", topics=["events"], source="web", consent_text="ok",
+    )
+    session.commit()
+    assert (subscriber.status, subscriber.name, subscriber.consent_text) == ("pending", "", "")
+    assert topic_names(session, subscriber.id) == []
+    service.confirm(session, subscriber_id=subscriber.id)
+    assert (subscriber.status, subscriber.name, subscriber.language, subscriber.source) == ("active", "New", "cy", "web")
+    assert topic_names(session, subscriber.id) == ["events"]
+
+
+def test_unsubscribing_drops_a_waiting_request(session, topics):
+    subscriber = add(session)
+    service.unsubscribe(session, subscriber_id=subscriber.id, channel="link")
+    service.subscribe_pending(session, email=subscriber.email, name="X", language="en", topics=[], source="web", consent_text="")
+    service.unsubscribe(session, subscriber_id=subscriber.id, channel="link")
+    service.confirm(session, subscriber_id=subscriber.id)
+    assert subscriber.status == SubscriberStatus.unsubscribed
 
 
 def test_an_old_confirm_link_never_reactivates(session):
@@ -209,10 +243,24 @@ def test_bounce_and_complaint_stop_mail_and_are_recorded(session):
     assert (bounced.status, complained.status) == (SubscriberStatus.bounced, SubscriberStatus.complained)
     assert events(session, bounced.id)[-1] == ("bounced", "")
     # An unsubscribed address that bounces stays unsubscribed; the fact is kept.
-    service.unsubscribe(session, subscriber_id=complained.id, channel="cli")
-    service.mark_bounced(session, subscriber_id=complained.id, detail="550")
-    assert complained.status == SubscriberStatus.unsubscribed
-    assert events(session, complained.id)[-1] == ("bounced", "")
+    left = add(session, email="left@example.org")
+    service.unsubscribe(session, subscriber_id=left.id, channel="cli")
+    service.mark_bounced(session, subscriber_id=left.id, detail="550")
+    assert left.status == SubscriberStatus.unsubscribed
+    assert events(session, left.id)[-1] == ("bounced", "")
+
+
+@pytest.mark.parametrize("stop", ["mark_bounced", "mark_complained"])
+def test_unsubscribing_a_bounced_or_complained_subscriber_keeps_that_status(session, stop):
+    """Finding 3: the unsubscribe link turned a complaint into a plain unsubscribe, which --resubscribe undoes."""
+    subscriber = add(session)
+    getattr(service, stop)(session, subscriber_id=subscriber.id, detail="550")
+    status = subscriber.status
+    for channel in ("link", "one-click", "web"):
+        service.unsubscribe(session, subscriber_id=subscriber.id, channel=channel)
+    session.commit()
+    assert subscriber.status == status
+    assert events(session, subscriber.id)[-3:] == [("unsubscribed", "link"), ("unsubscribed", "one-click"), ("unsubscribed", "web")]
 
 
 def test_soft_bounces_mark_bounced_at_the_limit_within_the_window(session):

@@ -208,3 +208,39 @@ def test_language_switch_and_welsh_form_errors(live, page):
     page.get_by_role("button", name="Tanysgrifio").click()  # nothing filled in
     page.wait_for_selector("text=Rhowch gyfeiriad e-bost")
     shots(page, "subscribe-errors-cy")
+
+
+def test_a_reader_who_ticks_nothing_gets_the_next_issue(live, db, smtp_server, page):
+    """Issue 11, finding 4: the form said every issue comes to you, but a reader who ticked nothing got none."""
+    from click.testing import CliRunner
+
+    from mailer.cli import main
+    from mailer.cli.common import settings as cli_settings
+    from tests.delivery.helpers import env_for
+
+    add_topic(db, name="news", description="Monthly news of the network", default=True)
+    add_topic(db, name="events", description="Events and gatherings")
+    add_topic(db, name="load-test", description="Load test", public=False)
+    db.commit()
+    page.goto(f"{live.base_url}/subscribe")
+    assert page.get_by_label("Monthly news of the network").is_checked()  # what everyone gets, shown ticked
+    assert not page.get_by_label("Events and gatherings").is_checked()
+    assert page.get_by_text("Load test").count() == 0
+    page.get_by_label("Email address").fill("ifan@example.org")
+    page.get_by_label("Send me").check()  # the consent box; no topic ticked
+    page.get_by_role("button", name="Subscribe").click()
+    page.wait_for_selector("text=Check your email")
+    wait_for(lambda: smtp_server.messages, "the confirmation email")
+    (received,) = smtp_server.messages
+    page.goto(_text_link(received.message, "/confirm/"))
+    page.get_by_role("button", name="Confirm").click()
+    page.wait_for_selector("text=You are subscribed")
+
+    cli_settings.cache_clear()
+    sent = CliRunner().invoke(main, ["send", str(ROOT / "issues" / "2026-11-open-letter.yaml"), "--yes",
+                                     "--allow-insecure-links"],  # the pages are on 127.0.0.1 here
+                              env=env_for(live), catch_exceptions=False)
+    cli_settings.cache_clear()
+    assert sent.exit_code == 0, sent.output
+    assert smtp_server.recipients()[-1] == "ifan@example.org"
+    assert "open letter" in smtp_server.messages[-1].message["Subject"].lower()

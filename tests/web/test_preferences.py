@@ -118,3 +118,19 @@ def test_a_forged_save_changes_nothing(client, settings, db, person):
                            headers={"origin": "https://evil.example.net"})
     assert response.status_code == 400 and "Nothing has changed" in main_text(response.text)
     assert fresh(db, ann).name == "Ann"
+
+
+def test_only_public_topics_are_shown_and_private_memberships_stay(client, settings, db, person, topics):
+    """Finding 4: an internal "load test" topic appeared on every reader's preferences page."""
+    from mailer.store.topics import add_topic
+
+    add_topic(db, name="load-test", description="Load test", public=False)
+    db.commit()
+    ann = person(topics=["events", "load-test"])
+    page = client.get(preferences_url(settings, ann.id)).text
+    assert "load-test" not in page and "Load test" not in page
+    assert 'value="events" checked' in page
+    _save(client, settings, ann, topics=["publications"])
+    assert topic_names(db, ann.id) == ["load-test", "publications"]
+    refused = _save(client, settings, ann, topics=["load-test"])
+    assert refused.status_code == 400 and "Choose from the topics listed." in refused.text

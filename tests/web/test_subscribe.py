@@ -56,8 +56,7 @@ def test_double_opt_in(client, settings, db, topics):
     assert response.status_code == 200 and "Check your email" in response.text
     nia = _by_email(db, "new@example.org")
     assert nia is not None and nia.status == SubscriberStatus.pending
-    assert nia.source == "web" and "I can unsubscribe at any time" in nia.consent_text
-    assert topic_names(db, nia.id) == ["events"]
+    assert (nia.name, topic_names(db, nia.id)) == ("", [])  # the request waits apart until confirmed
 
     (message,) = outbox(settings)
     assert message["To"] == "New@example.org" and "Confirm your subscription" in message["Subject"]
@@ -67,7 +66,9 @@ def test_double_opt_in(client, settings, db, topics):
 
     done = client.post(link, data={"csrf": form_token(page.text)}, headers=same_origin(settings))
     assert done.status_code == 200 and "You are subscribed" in done.text
-    assert fresh(db, nia).status == SubscriberStatus.active
+    nia = fresh(db, nia)
+    assert (nia.status, nia.name, nia.source) == (SubscriberStatus.active, "Nia", "web")
+    assert "I can unsubscribe at any time" in nia.consent_text and topic_names(db, nia.id) == ["events"]
     assert events(db, nia)[-1] == ("confirmed", "link")
     assert "You are subscribed" in client.get(link).text  # following it again is harmless
 
@@ -86,7 +87,7 @@ def test_the_answer_is_the_same_whoever_the_address_belongs_to(client, settings,
     assert "already get" in sent["active@example.org"]["Subject"]  # told, with a preferences link, nothing changed
     assert "/p/" in link_in(sent["active@example.org"], "/p/")
     assert _by_email(db, "active@example.org").status == SubscriberStatus.active
-    assert _by_email(db, "left@example.org").status == SubscriberStatus.pending
+    assert _by_email(db, "left@example.org").status == SubscriberStatus.unsubscribed  # until their link is followed
 
 
 def test_honeypot_gets_the_same_answer_and_nothing_happens(client, settings, db):
@@ -136,8 +137,57 @@ def test_recently_stopped_address_is_mailed_only_when_it_asks_again(stop, client
 
     _subscribe(client, settings, email="ann@example.org", ip="203.0.113.50")  # the person, trying again
     (message,) = outbox(settings)
-    assert "/confirm/" in link_in(message, "/confirm/")
-    assert fresh(db, ann).status == SubscriberStatus.pending
+    link = link_in(message, "/confirm/")
+    assert fresh(db, ann).status == stop  # asking changes nothing; the link does
+    page = client.get(link)
+    client.post(link, data={"csrf": form_token(page.text)}, headers=same_origin(settings))
+    assert fresh(db, ann).status == SubscriberStatus.active
+
+
+@pytest.mark.parametrize("stop", ["unsubscribe", "mark_bounced", "mark_complained"])
+def test_a_stranger_cannot_undo_an_unsubscribe(stop, client, settings, db, person, topics, tmp_path):
+    """Finding 3: the form overwrote a stopped subscriber and set them pending; the next import confirmed them."""
+    from mailer.store.csvio import import_csv
+
+    ann = person(name="Ann", language="cy", topics=["publications"], consent_text="in person")
+    getattr(subscribers, stop)(db, subscriber_id=ann.id, **({"channel": "web"} if stop == "unsubscribe" else {"detail": "x"}))
+    db.get(Subscriber, ann.id).status_changed_at = utcnow() - timedelta(days=30)
+    db.commit()
+    before = fresh(db, ann)
+    kept = (before.status, before.name, before.language, before.source, before.consent_text)
+    _subscribe(client, settings, email="ann@example.org", name="Stranger", language="en", topics=["events"])
+    after = fresh(db, ann)
+    assert (after.status, after.name, after.language, after.source, after.consent_text) == kept
+    assert topic_names(db, ann.id) == ["publications"]
+
+    routine = tmp_path / "members.csv"
+    routine.write_text("email,name\nann@example.org,Ann\n")
+    import_csv(db, path=routine)  # the next routine import
+    db.commit()
+    assert fresh(db, ann).status == kept[0]
+
+
+def test_the_form_offers_public_topics_with_the_default_ones_ticked(client, settings, db):
+    """Finding 4: a web subscriber who ticked nothing was in no topic; an internal topic was on every page."""
+    from mailer.store.topics import add_topic
+
+    add_topic(db, name="news", description="Monthly news", default=True)
+    add_topic(db, name="events", description="Events and gatherings")
+    add_topic(db, name="load-test", description="Load test", public=False)
+    db.commit()
+    page = client.get("/subscribe").text
+    assert 'id="topic-news" checked disabled' in page and 'value="events"' in page
+    assert "load-test" not in page and "Load test" not in page
+    assert page.index("topic-news") < page.index("topic-events")  # what everyone gets first
+    refused = _subscribe(client, settings, email="x@example.org", topics=["load-test"])
+    assert refused.status_code == 400 and "Choose from the topics listed." in refused.text
+
+    _subscribe(client, settings, email="nia@example.org")  # nothing ticked
+    (message,) = outbox(settings)
+    link = link_in(message, "/confirm/")
+    client.post(link, data={"csrf": form_token(client.get(link).text)}, headers=same_origin(settings))
+    nia = _by_email(db, "nia@example.org")
+    assert (nia.status, topic_names(db, nia.id)) == (SubscriberStatus.active, ["news"])
 
 
 def test_an_old_confirmation_link_does_not_bring_back_someone_who_left(client, settings, db):
@@ -166,3 +216,13 @@ def test_welsh_form_and_welsh_confirmation_email(client, settings, db):
     (message,) = outbox(settings)
     assert message["Subject"].startswith("Cadarnhewch eich tanysgrifiad")
     assert "mae’n debyg" in message.get_body(("plain",)).get_content()
+
+
+def test_a_name_from_the_form_is_cleaned_as_everywhere_else(client, settings, db):
+    """Finding 2: names are cleaned on every way in (here the form; CSV and `subscribers add` in tests/store)."""
+    _subscribe(client, settings, email="nia@example.org", name="Nia\r\n  Jones\x00\u202e " + "x" * 300)
+    (message,) = outbox(settings)
+    link = link_in(message, "/confirm/")
+    client.post(link, data={"csrf": form_token(client.get(link).text)}, headers=same_origin(settings))
+    name = _by_email(db, "nia@example.org").name
+    assert name.startswith("Nia Jones x") and len(name) == 200

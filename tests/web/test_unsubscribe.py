@@ -125,3 +125,21 @@ def test_page_speaks_the_subscribers_language(client, settings, person):
     assert '<html lang="cy">' in page.text and "Dad-danysgrifio" in main_text(page.text)
     english = client.get(unsubscribe_url(settings, ann.id) + "?lang=en")
     assert '<html lang="en">' in english.text and "Unsubscribe" in main_text(english.text)
+
+
+@pytest.mark.parametrize("stop", ["mark_bounced", "mark_complained"])
+def test_unsubscribing_a_bounced_or_complained_subscriber_keeps_that_status(stop, client, settings, db, person):
+    """Finding 3: the link turned a complaint into a plain unsubscribe, which `import --resubscribe` then undid."""
+    from mailer.store import subscribers
+
+    ann = person()
+    url = unsubscribe_url(settings, ann.id)
+    page = client.get(url)  # opened before the report came in
+    getattr(subscribers, stop)(db, subscriber_id=ann.id, detail="report")
+    db.commit()
+    status = fresh(db, ann).status
+    client.post(url, content=b"List-Unsubscribe=One-Click", headers=GMAIL_HEADERS)
+    done = client.post(url, data={"csrf": form_token(page.text)}, headers=same_origin(settings))
+    assert done.status_code == 200 and "You are unsubscribed" in done.text
+    assert fresh(db, ann).status == status
+    assert events(db, ann)[-2:] == [("unsubscribed", "one-click"), ("unsubscribed", "web")]

@@ -2,46 +2,55 @@
 
 from __future__ import annotations
 
-import click
-from rich.bar import Bar
-from rich.table import Table
+from typing import TYPE_CHECKING, Any
 
-from mailer.cli.common import console, session
-from mailer.store.stats import SERIES, Month, history
+import click
+
+from mailer.cli import output
+from mailer.cli.common import command, session
+
+if TYPE_CHECKING:
+    from mailer.store.stats import Month
 
 COLOURS = {"joined": "green", "left": "yellow", "bounces": "red", "complaints": "magenta"}
 
 
-@click.command()
-@click.option("--months", type=click.IntRange(1, 120), default=12, show_default=True,
+@command(examples=["mailer stats", "mailer stats --months 24"])
+@click.option("--months", type=click.IntRange(1, 120), default=12, show_default=True, metavar="N",
               help="How many months, ending with this one.")
 def stats(months: int) -> None:
     """Joins, leaves, bounces and complaints per month (UTC), as a small chart.
 
     Joins: readers who became active (confirmed, added, imported). Leaves: unsubscribes.
-    Bounces: bounce reports, hard and soft. Complaints: spam reports. Counts only.
-    The same as a picture: base_url/admin/stats (see docs/stats.md).
-
-    Example: mailer stats --months 24
+    Bounces: bounce reports about messages of ours, hard and soft. Complaints: spam
+    reports. Counts only. The same as a picture: base_url/admin/stats (docs/stats.md).
     """
+    from mailer.store.stats import history
+
     with session() as db:
         figures = history(db, months=months)
-    console.print(chart(figures, width=console.width))
+    output.show(chart(figures, width=output.get_console().width))
 
 
-def chart(figures: list[Month], *, width: int = 80) -> Table:
+def chart(figures: list[Month], *, width: int = 80) -> Any:
     """One row per month; per series its number and a bar, every bar on one scale, fitting in `width` columns."""
+    from rich.bar import Bar
+    from rich.table import Table
+
+    from mailer.store.stats import SERIES
+
     peak = max((getattr(month, series) for month in figures for series in SERIES), default=0) or 1
     digits = len(str(peak))
     bar = max(3, (width - 9 - len(SERIES) * (digits + 4)) // len(SERIES))
     table = Table("month", *SERIES, title="The list, month by month (UTC)", caption="bars on one scale; counts only",
                   show_edge=False, pad_edge=False)
     for month in figures:
-        cells: list[object] = [month.month]
+        cells: list[Any] = [month.month]
         for series in SERIES:
             count = getattr(month, series)
             cell = Table.grid(padding=(0, 1))
-            cell.add_row(f"[{COLOURS[series]}]{count:>{digits}}[/]", Bar(peak, 0, count, width=bar, color=COLOURS[series]))
+            cell.add_row(output.styled(f"{count:>{digits}}", COLOURS[series]),
+                         Bar(peak, 0, count, width=bar, color=COLOURS[series]))
             cells.append(cell)
         table.add_row(*cells)
     return table

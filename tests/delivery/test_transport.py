@@ -90,11 +90,11 @@ def test_outbox_writes_numbered_complete_files(tmp_path: Path) -> None:
         thread.join()
     files = sorted((tmp_path / "out").iterdir())
     assert [f.name for f in files] == [f"{n:06d}.eml" for n in range(1, 41)]
-    assert all(reply.startswith("250 written ") for reply in replies)
+    assert sorted(replies) == [f"written to {tmp_path / 'out' / f'{n:06d}.eml'}" for n in range(1, 41)]
     message = message_from_bytes(files[0].read_bytes(), policy=policy.default)
     assert message["Return-Path"] == "<b@example.org>" and message["Subject"] == "hi"
     # A new transport on the same folder continues the numbering.
-    assert OutboxTransport(tmp_path / "out").send("b@example.org", "z@x.org", MESSAGE) == "250 written 000041.eml"
+    assert OutboxTransport(tmp_path / "out").send("b@example.org", "z@x.org", MESSAGE) == f"written to {tmp_path / 'out' / '000041.eml'}"
 
 
 def test_open_transport_chooses_by_settings(settings: Settings) -> None:

@@ -72,3 +72,8 @@ def run_cli(settings: Settings, *args: str):  # type: ignore[no-untyped-def]
         return CliRunner().invoke(main, list(args), env=env_for(settings), catch_exceptions=False)
     finally:
         cli_settings.cache_clear()
+
+
+def table_rows(printed: str) -> list[list[str]]:
+    """The cells of each line of a table as the commands print it (columns two or more spaces apart)."""
+    return [re.split(r"\s{2,}", line.strip()) for line in printed.splitlines() if line.strip()]

@@ -16,7 +16,7 @@ from mailer.store.models import LinkCount
 from mailer.store.topics import add_topic
 from mailer.tokens import Purpose, make_token, read_token
 from tests.delivery.helpers import SAMPLE_ISSUE
-from tests.web.helpers import outbox, run_cli
+from tests.web.helpers import outbox, run_cli, table_rows
 
 
 @pytest.fixture
@@ -114,7 +114,6 @@ def test_sends_links_lists_the_totals(client, counting, db, sent, monkeypatch):
     monkeypatch.setattr(console, "_width", 200)
     shown = run_cli(counting, "sends", "links", str(sent))
     assert shown.exit_code == 0, shown.output
-    rows = [[cell.strip() for cell in re.split("[│┃]", line)[1:-1]] for line in shown.output.splitlines()]
-    listed = {row[1]: row[2] for row in rows if len(row) == 3 and row[0].isdigit()}
+    listed = {row[1]: row[2] for row in table_rows(shown.output) if len(row) == 3 and row[0].isdigit()}
     assert listed and sum(map(int, listed.values())) == 1
     assert all(url.startswith("https://example.org/") for url in listed)

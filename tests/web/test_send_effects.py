@@ -21,7 +21,7 @@ from mailer.store.models import BounceKind, Delivery, Event, EventKind
 from mailer.store.topics import add_topic
 from mailer.tokens import unsubscribe_url
 from tests.delivery.helpers import SAMPLE_ISSUE
-from tests.web.helpers import form_token, link_in, outbox, run_cli, same_origin
+from tests.web.helpers import form_token, link_in, outbox, run_cli, same_origin, table_rows
 
 GMAIL_HEADERS = {"content-type": "application/x-www-form-urlencoded", "user-agent": "Mozilla/5.0 (Google-Safety)"}
 
@@ -106,8 +106,7 @@ def test_sends_show_prints_what_the_issue_did(client, settings, db, sent, monkey
     monkeypatch.setattr(console, "_width", 200)
     shown = run_cli(settings, "sends", "show", str(sent))
     assert shown.exit_code == 0, shown.output
-    cells = [[cell.strip() for cell in re.split("[│┃]", line)[1:-1]] for line in shown.output.splitlines()]
-    rows = {row[0]: row[1:] for row in cells if len(row) > 3}
+    rows = {row[0]: row[1:] for row in table_rows(shown.output) if len(row) > 3}
     assert rows["what this issue did"] == ["both", "cy", "en", "all"]
     assert rows["delivered"] == ["1", "1", "1", "3"]
     assert rows["left: one-click"] == ["0", "1", "0", "1"]

@@ -45,7 +45,7 @@ PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret"}
 PATH_SETTINGS = ("database_url", "templates_dir", "media_dir", "outbox_dir", "dkim_private_key", "bounce_mailbox",
                  "welcome_issue")
 # Settings never shown in full (`mailer config show`); URLs have only their password masked.
-SECRET_SETTINGS = ("secret_key", "old_secret_keys", "smtp_password")
+SECRET_SETTINGS = ("secret_key", "old_secret_keys", "smtp_password", "admin_token")
 URL_SETTINGS = ("database_url", "bounce_mailbox")
 
 _settings_file: ContextVar[Path] = ContextVar("settings_file")  # the file being read, for its source

@@ -45,3 +45,11 @@ def test_without_a_token_only_this_machine_sees_it(settings, engine, history):
     proxied = visitor(settings, engine, "127.0.0.1").get("/admin/stats", headers={"x-forwarded-for": "203.0.113.9"})
     assert proxied.status_code == 404
     assert visitor(settings, engine, "127.0.0.1").get("/admin/stats?months=0").status_code in (400, 404)
+
+
+def test_config_show_masks_the_token(settings):
+    from tests.web.helpers import run_cli
+
+    shown = run_cli(settings.model_copy(update={"admin_token": "tr0mb0ne-and-harp-0123"}), "config", "show")
+    assert shown.exit_code == 0, shown.output
+    assert "admin_token" in shown.output and "tr0mb0ne" not in shown.output

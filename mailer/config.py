@@ -42,9 +42,10 @@ SAMPLE_FILE = Path(__file__).with_name("sample.toml")
 PACKAGED_TEMPLATES = Path(__file__).resolve().parent / "templates"
 PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret"}
 # Settings naming a file or folder (or an SQLite URL), resolved against the settings file's folder.
-PATH_SETTINGS = ("database_url", "templates_dir", "media_dir", "outbox_dir", "dkim_private_key", "bounce_mailbox")
+PATH_SETTINGS = ("database_url", "templates_dir", "media_dir", "outbox_dir", "dkim_private_key", "bounce_mailbox",
+                 "welcome_issue")
 # Settings never shown in full (`mailer config show`); URLs have only their password masked.
-SECRET_SETTINGS = ("secret_key", "old_secret_keys", "smtp_password")
+SECRET_SETTINGS = ("secret_key", "old_secret_keys", "smtp_password", "admin_token")
 URL_SETTINGS = ("database_url", "bounce_mailbox")
 
 _settings_file: ContextVar[Path] = ContextVar("settings_file")  # the file being read, for its source
@@ -140,6 +141,12 @@ class Settings(BaseSettings):
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=8000, ge=1, le=65535)
     trusted_proxies: list[str] = []
+    form_origins: list[str] = []
+    thanks_url: str = ""
+    admin_token: str = ""
+    # Welcome email and what each issue did.
+    welcome_issue: str = ""
+    link_counts: bool = False
     # Scheduler (`mailer run`).
     schedule_grace_hours: float = Field(default=6.0, ge=0)
     # Bounces.
@@ -195,6 +202,24 @@ class Settings(BaseSettings):
         if not value.startswith(("https://", "http://")):
             raise ValueError("must start with https:// (or http:// for local testing)")
         return value.rstrip("/")
+
+    @field_validator("form_origins")
+    @classmethod
+    def _origins(cls, values: list[str]) -> list[str]:
+        origins = []
+        for value in values:
+            parts = urlsplit(value.strip())
+            if parts.scheme not in ("https", "http") or not parts.hostname or parts.path.strip("/") or parts.query:
+                raise ValueError(f"{value!r} is not an origin like https://www.example.org (scheme and host only)")
+            origins.append(f"{parts.scheme}://{parts.netloc}".lower())
+        return origins
+
+    @field_validator("thanks_url")
+    @classmethod
+    def _thanks_url(cls, value: str) -> str:
+        if value and not (value.startswith(("https://", "http://")) and urlsplit(value).hostname):
+            raise ValueError("must be empty or a full address starting with https://")
+        return value
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -34,6 +34,9 @@ COMMANDS = {
     "serve": ("mailer.cli.web:serve", "Serve the subscriber pages: unsubscribe, preferences, subscribe, archive."),
     "bounces": ("mailer.cli.bounces:bounces", "Bounces and complaints: stop mailing addresses that cannot or will not take mail."),
     "demo": ("mailer.cli.demo:demo", "Build, import, send to a local outbox, and serve: the whole flow, safely."),
+    "stats": ("mailer.cli.stats:stats", "Joins, leaves, bounces and complaints per month (UTC), as a small chart."),
+    "welcome": ("mailer.cli.welcome:welcome", "The welcome email: an issue file sent once to each new reader, in their language."),
+    "forms": ("mailer.cli.forms:forms", "Subscribe forms for other websites (their sites go in the form_origins setting)."),
 }
 
 

@@ -26,6 +26,7 @@ from mailer.cli.common import (
 from mailer.errors import SendError
 
 if TYPE_CHECKING:  # the delivery engine is imported only by commands that send
+    from mailer.delivery.effects import SendEffects
     from mailer.delivery.report import Progress as SendProgress
     from mailer.delivery.report import SendReport
 
@@ -210,14 +211,51 @@ def list_command(limit: int) -> None:
 @sends.command(examples=["mailer sends show 12"])
 @send_id_argument()
 def show(send_id: int) -> None:
-    """Counts per status and language, failures with the server's replies, bounces and timings."""
+    """Counts per status and language, failures, bounces, timings, and what the issue did.
+
+    What it did, by language: delivered, bounced (hard, soft), complaints, readers who
+    left after it (one-click, the page, by email) and who changed their preferences
+    through its links. Counts only; nobody is tracked.
+    """
     from mailer.bounces.report import bounce_counts
+    from mailer.delivery.effects import send_effects
     from mailer.delivery.report import summarise
 
     with session() as db:
         report = summarise(db, send_id=send_id)
         bounces = bounce_counts(db, send_id)
+        effects = send_effects(db, send_id=send_id)
     _print_report(report, bounces)
+    _print_effects(effects)
+
+
+def _print_effects(effects: SendEffects) -> None:
+    from mailer.delivery.effects import FIGURES
+
+    languages = effects.languages
+    table = output.table("what this issue did", *languages, "all", title="After this issue (counts only, nobody tracked)")
+    for figure in FIGURES:
+        if figure == "left: other" and not effects.total(figure):
+            continue
+        table.add_row(figure, *(str(effects.count(figure, language)) for language in languages),
+                      str(effects.total(figure)))
+    output.show(table)
+
+
+@sends.command(examples=["mailer sends links 12"])
+@send_id_argument()
+def links(send_id: int) -> None:
+    """How often each link of an issue was followed (with link_counts = true): totals, never who."""
+    from mailer.delivery.clicks import link_totals
+
+    with session() as db:
+        totals = link_totals(db, send_id=send_id)
+    table = output.table("#", "link", "followed", title=f"Links of send {send_id}", wrap=("link",))
+    for position, url, clicks in totals:
+        table.add_row(str(position), url, str(clicks))
+    output.show(table)
+    if not settings().link_counts:
+        output.echo("link_counts is off in the settings: links of new sends are not counted.")
 
 
 @sends.command(examples=["mailer sends pause 12"])

@@ -10,7 +10,15 @@ from typing import TYPE_CHECKING
 import click
 
 from mailer.cli import output
-from mailer.cli.common import LANGUAGES_OR_BOTH, SUBSCRIBER_STATUSES, group, open_store, session, settings
+from mailer.cli.common import (
+    LANGUAGES_OR_BOTH,
+    SUBSCRIBER_STATUSES,
+    group,
+    insecure_links_option,
+    open_store,
+    session,
+    settings,
+)
 from mailer.errors import StoreError
 
 if TYPE_CHECKING:
@@ -186,27 +194,67 @@ def subscribers() -> None:
 subscribers.add_command(topics)
 
 
-@subscribers.command(examples=['mailer subscribers add gwenllian@example.org --name "Gwenllïan ap Rhys" --language cy --topic news'])
+@subscribers.command(examples=['mailer subscribers add gwenllian@example.org --name "Gwenllïan ap Rhys" --language cy --topic news',
+                              "mailer subscribers add nia@example.org --language cy --welcome"])
 @click.argument("email", metavar="ADDRESS")
 @click.option("--name", default="", help="Their name, as they write it.")
 @click.option("--topic", "topic_names_", multiple=True, metavar="TOPIC",
               help="A topic to subscribe to, besides the default topics (repeat, or separate with commas).")
 @click.option("--language", type=LANGUAGES, default=None, help="en, cy or both (default: the settings' default_language).")
-def add(email: str, name: str, topic_names_: tuple[str, ...], language: str | None) -> None:
+@click.option("--welcome", is_flag=True, help="Send them the welcome email (welcome_issue), as after a confirmation.")
+@insecure_links_option
+def add(email: str, name: str, topic_names_: tuple[str, ...], language: str | None, welcome: bool,
+        allow_insecure_links: bool) -> None:
     """Add an active subscriber whose consent you already have; they join the default topics too."""
+    from mailer.publiclinks import require_usable_links
     from mailer.store.csvio import split_topics
     from mailer.store.subscribers import add_subscriber
     from mailer.store.topics import topic_names
 
     wanted = [topic for option in topic_names_ for topic in split_topics(option)]
+    if welcome:
+        require_usable_links(settings(), allow_insecure_links=allow_insecure_links)  # the welcome is a send
+    welcome_send = _welcome_send() if welcome else None
     with session() as db_session:
         subscriber = add_subscriber(
             db_session, email=email, name=name, language=language or settings().default_language,
             topics=wanted, source="cli", consent_text="added by an editor", salts=_secret_keys(),
         )
+        welcomed = False
+        if welcome_send is not None:
+            from mailer.delivery.welcome import add_reader
+
+            welcomed = add_reader(db_session, send_id=welcome_send, subscriber_id=subscriber.id)  # commits both
         joined = topic_names(db_session, subscriber.id)
         db_session.commit()
     output.echo(f"Added {subscriber.email} ({subscriber.language}; topics: {', '.join(joined) or 'none'}).")
+    if welcomed:
+        from mailer.delivery.welcome import deliver_queued
+
+        engine = open_store()
+        try:
+            report = deliver_queued(settings(), engine, welcome_send)
+        finally:
+            engine.dispose()
+        output.echo(f"Welcome email: {report}" if report else
+                    f"Welcome email queued (send {welcome_send}); the runner delivers it.")
+
+
+def _welcome_send() -> int:
+    """The welcome send a new subscriber is added to (made before their own transaction)."""
+    from mailer.delivery.welcome import prepare
+
+    if not settings().welcome_issue:
+        raise StoreError('--welcome: no welcome email is set (welcome_issue in mailer.toml); nobody was added')
+    engine = open_store()
+    try:
+        send_id = prepare(settings(), engine)
+    finally:
+        engine.dispose()
+    if send_id is None:
+        raise StoreError(f"--welcome: the welcome issue {settings().welcome_issue} cannot be used "
+                         "(see `mailer welcome show`); nobody was added")
+    return send_id
 
 
 @subscribers.command(examples=["mailer subscribers show gwenllian@example.org"])
@@ -408,7 +456,9 @@ def stats(months: int) -> None:
         for key, count in counts.items():
             table.add_row(str(key), str(count))
         output.show(table)
-    growth = output.table("month", "joined", "left", "net", title="Growth (UTC months)")
+    growth = output.table("month", "joined", "left", "net", "bounces", "complaints", title="Growth (UTC months)")
     for month in numbers.growth:
-        growth.add_row(month.month, str(month.joined), str(month.left), f"{month.net:+d}")
+        growth.add_row(month.month, str(month.joined), str(month.left), f"{month.net:+d}", str(month.bounces),
+                       str(month.complaints))
     output.show(growth)
+    output.echo("As a chart: mailer stats")

@@ -36,7 +36,7 @@ from mailer.delivery.sends import rendered_variants, send_tag, start
 from mailer.delivery.transport import open_transport
 from mailer.errors import ConnectionFailure, PermanentFailure, TemporaryFailure, TransportError
 from mailer.store.db import make_engine, new_session, require_current
-from mailer.store.models import DeliveryStatus, Send, SendStatus, utcnow
+from mailer.store.models import DeliveryStatus, Send, SendKind, SendStatus, utcnow
 
 BACKOFF = (timedelta(minutes=5), timedelta(minutes=15), timedelta(hours=1), timedelta(hours=4), timedelta(hours=8))
 BATCH = 500
@@ -127,6 +127,7 @@ class Run:
         self.stop = stop
         self.on_progress = on_progress
         self.leased = leased
+        self.stays_open = send.kind == SendKind.welcome  # waits, open, for the next reader to confirm
         self.builder = MessageBuilder(settings, rendered_variants(send), send_id=send.id,
                                       send_tag=send_tag(settings, send), signer=signer)
         self.limiter = limiter_for(settings, engine)
@@ -286,7 +287,7 @@ class Run:
             error = self.errors[0]
             status = SendStatus.sending if isinstance(error, OperationalError) else SendStatus.failed
             return {"status": status, "note": f"stopped by an error: {type(error).__name__}: {error}"[:500]}
-        if not self.errors and queue.waiting(conn, send_id=self.send_id) == 0:
+        if not self.errors and not self.stays_open and queue.waiting(conn, send_id=self.send_id) == 0:
             return {"status": SendStatus.finished, "finished_at": utcnow(), "note": ""}
         return {}
 

@@ -17,7 +17,7 @@ install: $(BIN)/.installed
 demo: install
 	$(BIN)/mailer demo
 
-## Install system packages (Chromium, PostgreSQL if none answers, smtp-sink) and run every test.
+## Install the Debian packages the tests need (Chromium, PostgreSQL if none answers; see README) and run every test.
 test: system-deps install lint
 	$(BIN)/python -m pytest -q
 
@@ -29,10 +29,12 @@ lint: install
 	$(BIN)/ruff check mailer bench tests
 
 system-deps:
-	bash .ci/system-deps
+	bash .ci/system-deps test
 
-## Benchmarks: print figures; see docs/performance.md.
-bench: system-deps install
+## Benchmarks: print figures; see docs/performance.md. (Postfix only for its smtp-sink, unconfigured.)
+bench: install
+	bash .ci/system-deps bench
+	$(BIN)/python bench/bench_startup.py
 	$(BIN)/python bench/bench_render.py
 	$(BIN)/python bench/bench_store.py
 	$(BIN)/python bench/bench_send.py

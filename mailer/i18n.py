@@ -11,11 +11,11 @@ import gettext
 from functools import cache
 from io import BytesIO
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from babel.messages.catalog import Catalog
-from babel.messages.mofile import write_mo
-from babel.messages.pofile import read_po
-from jinja2 import Environment
+if TYPE_CHECKING:  # Babel and Jinja are imported when a catalogue is first needed, not by every command
+    from babel.messages.catalog import Catalog
+    from jinja2 import Environment
 
 LANGUAGES = ("en", "cy")
 LANGUAGE_NAMES = {"en": "English", "cy": "Welsh"}
@@ -35,6 +35,9 @@ def catalogue_files(language: str) -> list[Path]:
 
 def load_catalogue(language: str) -> Catalog:
     """Every `.po` file of a language merged into one catalogue."""
+    from babel.messages.catalog import Catalog
+    from babel.messages.pofile import read_po
+
     merged = Catalog(locale=language)
     for path in catalogue_files(language):
         with path.open("rb") as handle:
@@ -51,6 +54,8 @@ def translations(language: str) -> gettext.NullTranslations:
         raise ValueError(f"unknown language {language!r}; expected one of {', '.join(LANGUAGES)}")
     if language == "en":
         return gettext.NullTranslations()
+    from babel.messages.mofile import write_mo
+
     compiled = BytesIO()
     write_mo(compiled, load_catalogue(language))
     compiled.seek(0)

@@ -3,6 +3,12 @@
 Unsubscribe and preference tokens never expire: an unsubscribe link must work
 years later. Confirmation tokens expire. Old secret keys keep old links valid
 after the key is rotated.
+
+The unsubscribe and preferences links of an email carry the send it belongs to
+(`[subscriber_id, send_id]`), so what a reader does with them is counted on that
+issue; links made outside a send (pages, test copies) and links in emails sent
+before this carry the subscriber id alone. A counted link (`link_counts`) names
+a send and one of its links, never a reader.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ class Purpose(StrEnum):
     change_email = "change-email"
     undo_email = "undo-email"    # sent to the old address when it was changed
     bounce = "bounce"            # VERP return path
+    link = "link"                # a counted link: [send_id, position]
 
 
 EXPIRES = {Purpose.confirm, Purpose.change_email}
@@ -56,12 +63,17 @@ def read_token(settings: Settings, purpose: Purpose, token: str) -> Any:
         raise TokenError("this link is not valid") from None
 
 
-def unsubscribe_url(settings: Settings, subscriber_id: int) -> str:
-    return f"{settings.base_url}/u/{make_token(settings, Purpose.unsubscribe, subscriber_id)}"
+def reader_payload(subscriber_id: int, send_id: int | None) -> int | list[int]:
+    """What an unsubscribe or preferences link carries: the subscriber, and the send when it came in one."""
+    return subscriber_id if send_id is None else [subscriber_id, send_id]
 
 
-def preferences_url(settings: Settings, subscriber_id: int) -> str:
-    return f"{settings.base_url}/p/{make_token(settings, Purpose.preferences, subscriber_id)}"
+def unsubscribe_url(settings: Settings, subscriber_id: int, send_id: int | None = None) -> str:
+    return f"{settings.base_url}/u/{make_token(settings, Purpose.unsubscribe, reader_payload(subscriber_id, send_id))}"
+
+
+def preferences_url(settings: Settings, subscriber_id: int, send_id: int | None = None) -> str:
+    return f"{settings.base_url}/p/{make_token(settings, Purpose.preferences, reader_payload(subscriber_id, send_id))}"
 
 
 def confirm_url(settings: Settings, subscriber_id: int) -> str:
@@ -82,6 +94,11 @@ def undo_email_url(settings: Settings, subscriber_id: int, version: int, old_ema
     """The link, sent to `old_email` after a change (`version` counts it), that moves the subscriber back."""
     token = make_token(settings, Purpose.undo_email, [subscriber_id, version, old_email])
     return f"{settings.base_url}/email/{token}/undo"
+
+
+def counted_link_url(settings: Settings, send_id: int, position: int) -> str:
+    """The same for every reader of the send: it counts a visit, and says nothing of who."""
+    return f"{settings.base_url}/l/{make_token(settings, Purpose.link, [send_id, position])}"
 
 
 def archive_url(settings: Settings, send_id: int) -> str:

@@ -29,7 +29,7 @@ def test_init_writes_a_loadable_file_with_a_fresh_secret(workdir: Path):
     assert len(first) >= 32
     settings = load_settings()
     assert settings.secret_key == first
-    assert settings.database_url == "sqlite:///mailer.db"
+    assert settings.database_url == f"sqlite:///{workdir / 'mailer.db'}"  # relative paths: against the file's folder
 
     again = CliRunner().invoke(main, ["init"])
     assert again.exit_code == 1

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import click
 
-from mailer.cli.common import settings
+from mailer.cli.common import command, settings
+from mailer.cli.output import echo
 
 
-@click.command()
+@command(examples=["mailer serve", "mailer serve --host 0.0.0.0 --port 8080"])
 @click.option("--host", default=None, help="Address to listen on (default: the web_host setting).")
 @click.option("--port", type=click.IntRange(1, 65535), default=None, help="Port (default: the web_port setting).")
 def serve(host: str | None, port: int | None) -> None:
@@ -17,8 +18,8 @@ def serve(host: str | None, port: int | None) -> None:
     from mailer.web.server import server_config
 
     config = server_config(settings(), host=host, port=port)
-    click.echo(f"Subscriber pages on http://{config.host}:{config.port} "
-               f"(public address {settings().base_url}). Ctrl-C stops.")
+    echo(f"Subscriber pages on http://{config.host}:{config.port} "
+         f"(public address {settings().base_url}). Ctrl-C stops.")
     server = uvicorn.Server(config)
     try:
         server.run()

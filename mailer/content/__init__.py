@@ -6,10 +6,24 @@
     personaliser.html({"name": ..., "email": ..., ...})     # per recipient: a join
 """
 
-from mailer.content.loader import load_issue
-from mailer.content.personalise import PLACEHOLDER_FIELDS, Personaliser, placeholder
-from mailer.content.render import RENDER_LANGUAGES, Rendered, render_issue, variant_languages
-from mailer.content.schema import Issue
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mailer.content.loader import load_issue
+    from mailer.content.personalise import PLACEHOLDER_FIELDS, Personaliser, placeholder
+    from mailer.content.render import RENDER_LANGUAGES, Rendered, render_issue, variant_languages
+    from mailer.content.schema import Issue
+
+# Each name is imported from its module on first use, so `mailer issue validate`
+# (which needs only the loader) does not import the renderer.
+_HOMES = {
+    "load_issue": "loader", "PLACEHOLDER_FIELDS": "personalise", "Personaliser": "personalise",
+    "placeholder": "personalise", "RENDER_LANGUAGES": "render", "Rendered": "render", "render_issue": "render",
+    "variant_languages": "render", "Issue": "schema",
+}
 
 __all__ = [
     "PLACEHOLDER_FIELDS",
@@ -22,3 +36,11 @@ __all__ = [
     "render_issue",
     "variant_languages",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module 'mailer.content' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"mailer.content.{_HOMES[name]}"), name)
+    globals()[name] = value
+    return value

@@ -15,11 +15,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import cssutils
-import mjml
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError, TemplateSyntaxError
 from markupsafe import Markup
-from premailer import Premailer
 
 from mailer.config import Settings
 from mailer.content import images
@@ -38,8 +35,6 @@ _LANG_CLASS = re.compile(r'class="mailer-lang-(en|cy)"')
 _NETWORK_CSS = re.compile(r"@import|<link\b[^>]*stylesheet", re.IGNORECASE)
 # MJML's own reset rules belong in <head> (MJML never inlines them); inlined, they add ~15 % to every email.
 _MJML_RESET = '<style type="text/css">\n#outlook a'
-
-cssutils.log.setLevel(logging.CRITICAL)  # premailer's CSS parser warns about every MJML hack
 
 
 @dataclass(frozen=True)
@@ -120,6 +115,8 @@ def joined_preheader(views: list[IssueView]) -> str:
 
 
 def mjml_to_html(source: str) -> str:
+    import mjml  # imported here, as premailer is below: only commands that render pay for them
+
     try:
         # fonts={}: without it mjml-python links Google Fonts, which premailer would fetch.
         return mjml.mjml2html(source, fonts={})
@@ -129,8 +126,12 @@ def mjml_to_html(source: str) -> str:
 
 def inline_css(html: str) -> str:
     """Move CSS into style attributes, keeping @media rules (and their !important) in <style>."""
+    import cssutils
+    from premailer import Premailer
+
     if _NETWORK_CSS.search(html):
         raise RenderError("templates may not use CSS @import, <link> stylesheets or mj-font: emails load nothing from the network")
+    cssutils.log.setLevel(logging.CRITICAL)  # premailer's CSS parser warns about every MJML hack
     inlined = Premailer(
         html.replace(_MJML_RESET, _MJML_RESET.replace("<style", '<style data-premailer="ignore"'), 1),
         allow_network=False,

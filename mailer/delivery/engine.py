@@ -51,7 +51,7 @@ from mailer.delivery.sends import rendered_variants, send_tag, start
 from mailer.delivery.transport import Reply, open_transport, tidy
 from mailer.errors import ConnectionFailure, PermanentFailure, SendInterrupted, TemporaryFailure, TransportError
 from mailer.store.db import make_engine, new_session, require_current
-from mailer.store.models import DeliveryStatus, Send, SendStatus, utcnow
+from mailer.store.models import DeliveryStatus, Send, SendKind, SendStatus, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -182,6 +182,7 @@ class Run:
         self.stop = stop
         self.on_progress = on_progress
         self.leased = leased
+        self.stays_open = send.kind == SendKind.welcome  # waits, open, for the next reader to confirm
         self.builder = MessageBuilder(settings, rendered_variants(send), send_id=send.id,
                                       send_tag=send_tag(settings, send), signer=signer)
         self.limiter = limiter_for(settings, engine)
@@ -377,7 +378,7 @@ class Run:
             # tries again; a bug fails it (retrying would only repeat it).
             to = SendStatus.sending if isinstance(self.errors[0], FAULTS) else SendStatus.failed
             lifecycle.change(conn, send_id=self.send_id, to=to, from_=sending, note=self.note)
-        elif not self.errors and queue.waiting(conn, send_id=self.send_id) == 0:
+        elif not self.errors and not self.stays_open and queue.waiting(conn, send_id=self.send_id) == 0:
             lifecycle.change(conn, send_id=self.send_id, to=SendStatus.finished, from_=sending, note="",
                              finished_at=utcnow())
 

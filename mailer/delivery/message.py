@@ -33,6 +33,7 @@ from mailer.bounces.unsubscribe import unsubscribe_tag
 from mailer.bounces.verp import return_path_for
 from mailer.config import Settings
 from mailer.content import PLACEHOLDER_FIELDS, Personaliser, Rendered
+from mailer.delivery.clicks import with_counted_links
 from mailer.delivery.dkim import DkimSigner, HeaderField
 from mailer.errors import PermanentFailure
 from mailer.tokens import archive_url, preferences_url, unsubscribe_url
@@ -189,7 +190,8 @@ class MessageBuilder:
     """Builds every message of one send (or one batch of test copies).
 
     `rendered` maps a variant name ("en", "cy", "both") to its rendered issue;
-    a recipient whose language has no variant gets `default_language`'s.
+    a recipient whose language has no variant gets `default_language`'s. With
+    `link_counts`, a send's own links go through /l/ (`delivery.clicks`).
     `send_tag` makes Message-IDs unique across databases while keeping them the
     same for every attempt at one delivery (receivers collapse duplicates by it).
     """
@@ -199,6 +201,8 @@ class MessageBuilder:
                  subject_prefix: str = "") -> None:
         if not rendered:
             raise ValueError("a message needs at least one rendered language")
+        if settings.link_counts and send_id is not None:
+            rendered = with_counted_links(settings, send_id, rendered)
         self.settings = settings
         self.send_id = send_id
         self.send_tag = send_tag or secrets.token_hex(6)
@@ -257,12 +261,12 @@ class MessageBuilder:
         address = wire_address(recipient.email)
         variant = self.variants.get(recipient.language, self.default)
         settings = self.settings
-        unsubscribe = unsubscribe_url(settings, recipient.subscriber_id or 0)
+        unsubscribe = unsubscribe_url(settings, recipient.subscriber_id or 0, self.send_id)
         values = {
             "name": clean(recipient.name),
             "email": address,
             "unsubscribe_url": unsubscribe,
-            "preferences_url": preferences_url(settings, recipient.subscriber_id or 0),
+            "preferences_url": preferences_url(settings, recipient.subscriber_id or 0, self.send_id),
             "web_url": self.web_url,
         }
         personaliser = variant.personaliser

@@ -4,6 +4,11 @@ The rendered issue is frozen in `Send.content` when the send is created (so a
 broken issue is caught at once and later edits do not change it), as JSON of
 `Rendered.to_dict()` per variant ("en", "cy", "both"). The audience is taken
 when the send starts (`enqueue`), so people who join before then get it.
+
+A welcome send (`SendKind.welcome`, see `delivery.welcome`) is open from its
+creation: `sending`, started, its audience added one reader at a time as each
+confirms; it does not finish when its queue is empty, only when a newer welcome
+replaces it.
 """
 
 from __future__ import annotations
@@ -22,26 +27,33 @@ from mailer.config import Settings
 from mailer.content import RENDER_LANGUAGES, Issue, Rendered, load_issue, render_issue
 from mailer.delivery import lifecycle
 from mailer.errors import NotFound, SendError
-from mailer.store.models import Delivery, DeliveryStatus, Send, SendStatus, Topic, utcnow
+from mailer.store.models import Delivery, DeliveryStatus, Send, SendKind, SendStatus, Subscriber, Topic, utcnow
 from mailer.store.subscribers import audience_query
 
 
 def create_send(session: Session, *, settings: Settings, issue_path: Path | str, topics: Sequence[str] = (),
-                languages: Sequence[str] = (), scheduled_at: datetime | None = None) -> Send:
+                languages: Sequence[str] = (), scheduled_at: datetime | None = None,
+                kind: SendKind = SendKind.issue) -> Send:
     """Render every variant of the issue now and freeze it; status `scheduled` when a time is given, else `draft`.
 
     `topics` default to the issue's own; `languages` limit the audience to subscribers of those languages.
+    A welcome send is made open (`sending`, started, nobody queued yet) and its audience is whoever
+    `enqueue` is given.
     """
     issue_path = Path(issue_path)
     issue = load_issue(issue_path)
-    topics = list(topics or issue.topics)
+    welcome = kind == SendKind.welcome
+    topics = [] if welcome else list(topics or issue.topics)
     check_audience(session, topics, languages)
-    content, title = _freeze(settings, issue)
+    content, title = freeze(settings, issue)
+    status = SendStatus.sending if welcome else SendStatus.scheduled if scheduled_at else SendStatus.draft
     send = Send(
         issue_slug=issue.slug,
         issue_path=str(issue_path),
+        kind=kind,
         title=title,
-        status=SendStatus.scheduled if scheduled_at else SendStatus.draft,
+        status=status,
+        started_at=utcnow() if welcome else None,
         topics=",".join(topics),
         languages=",".join(languages),
         content=content,
@@ -62,7 +74,7 @@ def refresh_content(session: Session, *, settings: Settings, send_id: int) -> Se
     if send.started_at is not None:
         raise SendError(f"send {send_id} has started; its content can no longer change")
     issue = load_issue(Path(send.issue_path))
-    content, title = _freeze(settings, issue)
+    content, title = freeze(settings, issue)
     send.content, send.title = content, title
     send.issue_date, send.titles = issue.date, archive_titles(issue)
     send.content_hash = hashlib.sha256(content).hexdigest()
@@ -79,7 +91,7 @@ def render_variants(settings: Settings, issue: Issue) -> dict[str, Rendered]:
     return {variant: render_issue(issue, settings, variant) for variant in variants}
 
 
-def _freeze(settings: Settings, issue: Issue) -> tuple[bytes, str]:
+def freeze(settings: Settings, issue: Issue) -> tuple[bytes, str]:
     """The JSON of every rendered variant and the send's title."""
     rendered = render_variants(settings, issue)
     content = json.dumps({variant: r.to_dict() for variant, r in rendered.items()}, ensure_ascii=False)
@@ -131,14 +143,18 @@ def audience_of(send: Send) -> dict[str, list[str]]:
     return {"topics": _split(send.topics), "languages": _split(send.languages)}
 
 
-def enqueue(session: Session, *, send_id: int) -> int:
+def enqueue(session: Session, *, send_id: int, subscriber_ids: Sequence[int] | None = None) -> int:
     """Write one queued delivery per subscriber in the audience, in one INSERT ... SELECT.
 
+    `subscriber_ids` narrows the audience to those subscribers (a welcome send's new reader).
     Idempotent: a subscriber already queued for this send is not added again.
-    Returns the number of rows added.
+    Returns the number of rows added. Commits (with whatever the session holds).
     """
     send = get_send(session, send_id=send_id)
-    audience = audience_query(**audience_of(send)).order_by(None).subquery()
+    query = audience_query(**audience_of(send)).order_by(None)
+    if subscriber_ids is not None:
+        query = query.where(Subscriber.id.in_(list(subscriber_ids)))
+    audience = query.subquery()
     already = exists().where(Delivery.send_id == send_id, Delivery.subscriber_id == audience.c.id)
     rows = select(
         literal(send_id), audience.c.id, audience.c.email, audience.c.language,
@@ -146,7 +162,8 @@ def enqueue(session: Session, *, send_id: int) -> int:
     ).where(~already)
     columns = ["send_id", "subscriber_id", "email", "language", "status", "attempts", "reply", "message_id",
                "claimed_by"]
-    added = session.execute(insert(Delivery).from_select(columns, rows)).rowcount
+    # Counted from RETURNING: an INSERT's rowcount is -1 on PostgreSQL (psycopg, SQLAlchemy 2.1).
+    added = len(session.execute(insert(Delivery).from_select(columns, rows).returning(Delivery.id)).all())
     session.commit()
     return added
 
@@ -167,12 +184,14 @@ def start(session: Session, *, send_id: int) -> Send:
 
 
 def set_status(session: Session, *, send_id: int, status: SendStatus, note: str = "") -> Send:
-    """Pause or cancel a send (any move `lifecycle.MOVES` lists), and commit.
+    """Move a send along `lifecycle.MOVES` (pause, cancel, ...), and commit.
 
     A process sending it checks the status before each message, so at most the messages
-    in flight go out after this returns.
+    in flight go out after this returns. `finished` is for closing a replaced welcome send
+    whose queue is empty (`delivery.welcome`).
     """
-    lifecycle.move(session, send_id=send_id, to=status, note=note)
+    finished = {"finished_at": utcnow()} if status == SendStatus.finished else {}
+    lifecycle.move(session, send_id=send_id, to=status, note=note, **finished)
     session.commit()
     send = get_send(session, send_id=send_id)
     session.refresh(send)

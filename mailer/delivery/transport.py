@@ -144,14 +144,33 @@ class SMTPTransport:
         except TransportError as exc:
             self._recover(exc)
             raise
-        except smtplib.SMTPResponseException as exc:  # login or STARTTLS refused: no message can go this way
+        except (smtplib.SMTPException, OSError) as exc:
             self.close()
+            raise self._connection_failure(exc, recipient) from None
+
+    def check(self) -> str:
+        """Connect, greet, STARTTLS and log in as configured, then quit: `mailer config check`.
+
+        Returns the server's greeting; raises `ConnectionFailure` saying what went wrong.
+        """
+        try:
+            client = self._connect()
+        except (smtplib.SMTPException, OSError) as exc:
+            raise self._connection_failure(exc) from None
+        greeting = (client.ehlo_resp or b"").decode("utf-8", "replace").splitlines()[0]
+        try:
+            client.quit()
+        except (smtplib.SMTPException, OSError):
+            client.close()
+        return greeting
+
+    def _connection_failure(self, exc: smtplib.SMTPException | OSError, recipient: str | None = None) -> ConnectionFailure:
+        """A failure of the connection itself: no message can go this way until it is fixed."""
+        if isinstance(exc, smtplib.SMTPResponseException):  # login or STARTTLS refused
             reply = str(refusal(exc.smtp_code, exc.smtp_error))
-            raise ConnectionFailure(f"{self.host}:{self.port}: {reply}", code=exc.smtp_code) from None
-        except (smtplib.SMTPException, OSError) as exc:  # drops, timeouts, refused connections, TLS errors
-            self.close()
-            what = type(exc).__name__ if not str(exc) else str(exc)
-            raise ConnectionFailure(f"{self.host}:{self.port}: {what}", recipient=recipient) from None
+            return ConnectionFailure(f"{self.host}:{self.port}: {reply}", code=exc.smtp_code)
+        what = str(exc) or type(exc).__name__  # drops, timeouts, refused connections, TLS errors
+        return ConnectionFailure(f"{self.host}:{self.port}: {what}", recipient=recipient)
 
     @staticmethod
     def _stepwise(client: smtplib.SMTP, sender: str, recipient: str, message: bytes) -> tuple[int, bytes]:
@@ -236,7 +255,7 @@ class OutboxTransport:
         except OSError as exc:
             _discard(temporary)
             raise ConnectionFailure(f"cannot write to outbox {self.folder}: {exc}", recipient=recipient) from None
-        return Reply(250, f"written {name}")
+        return Reply(250, f"written to {self.folder / name}")
 
     def remove_stale(self) -> int:
         """Delete the temporary files of processes that have ended; returns how many."""

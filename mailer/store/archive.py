@@ -17,7 +17,7 @@ from sqlalchemy.orm import defer
 from sqlmodel import Session
 
 from mailer.errors import NotFound
-from mailer.store.models import Send, SendStatus
+from mailer.store.models import Send, SendKind, SendStatus
 
 # Statuses of a send whose web version is public (while `published`): it started and was not given up.
 PUBLIC_STATUSES = (SendStatus.sending, SendStatus.paused, SendStatus.finished)
@@ -53,8 +53,10 @@ def public_send(session: Session, send_id: int) -> Send | None:
 
 
 def archived_issues(session: Session, *, language: str | None = None, limit: int | None = None) -> list[ArchivedIssue]:
-    """Each published issue once, newest issue date first; only those written in `language` when given."""
-    query = (select(Send).options(defer(Send.content)).where(Send.published, Send.status == SendStatus.finished)
+    """Each published issue once, newest issue date first; only those written in `language` when given.
+    Welcome emails (replaced welcome sends finish too) are not issues."""
+    query = (select(Send).options(defer(Send.content)).where(Send.published, Send.status == SendStatus.finished,
+                                                            Send.kind == SendKind.issue)
              .order_by(Send.finished_at.desc(), Send.id.desc()))
     newest: dict[str, Send] = {}
     for send in session.scalars(query):

@@ -62,6 +62,11 @@ class SendStatus(StrEnum):
     missed = "missed"
 
 
+class SendKind(StrEnum):
+    issue = "issue"  # an issue to an audience, started once
+    welcome = "welcome"  # the welcome email: open while current, one reader added at each confirmation
+
+
 class DeliveryStatus(StrEnum):
     queued = "queued"
     sent = "sent"
@@ -167,6 +172,8 @@ class Send(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     issue_slug: str = Field(max_length=200)
     issue_path: str = Field(default="", max_length=1000)
+    kind: SendKind = Field(default=SendKind.issue, sa_type=String(16),
+                           sa_column_kwargs={"server_default": SendKind.issue.value})
     title: str = Field(default="", max_length=500)
     status: SendStatus = Field(default=SendStatus.draft, sa_type=String(16), index=True)
     topics: str = Field(default="", max_length=1000)  # comma-separated; empty = every active subscriber
@@ -232,6 +239,15 @@ class Bounce(SQLModel, table=True):
     code: str = Field(default="", max_length=16)  # the status or reply code it rests on
     # False: the report named no delivery of ours (no signed return path, no Message-ID we sent): nobody was changed.
     verified: bool = Field(default=True, sa_column_kwargs={"server_default": true()})
+
+
+class LinkCount(SQLModel, table=True):
+    """How often each link of a send was followed (`link_counts`): totals only, never who."""
+
+    send_id: int = Field(foreign_key="send.id", primary_key=True, ondelete="CASCADE")
+    position: int = Field(primary_key=True)  # the link's place among the send's own links (`delivery.clicks`)
+    url: str = Field(sa_column=Column(Text, nullable=False))
+    clicks: int = 0
 
 
 class RunnerLease(SQLModel, table=True):

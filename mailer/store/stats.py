@@ -1,4 +1,10 @@
-"""Counts that tell an editor how the list is doing: by status, topic and language, and month by month."""
+"""Counts that tell an editor how the list is doing: by status, topic and language, and month by month.
+
+Month by month: joins (became active: confirmed, added or imported), leaves
+(unsubscribed), bounces (reports of hard and soft failures) and complaints, per
+calendar month in UTC. Only reports about a delivery of ours count (`Bounce.verified`):
+one naming nobody we sent to changed nothing and may be forged. Counts only: `mailer stats` and /admin/stats show them.
+"""
 
 from __future__ import annotations
 
@@ -9,17 +15,19 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from mailer.store.models import Event, EventKind, Subscriber, SubscriberStatus, utcnow
+from mailer.store.models import Bounce, BounceKind, Event, EventKind, Subscriber, SubscriberStatus, utcnow
 from mailer.store.topics import list_topics
 
-LEAVING = (EventKind.unsubscribed, EventKind.bounced, EventKind.complained)
+SERIES = ("joined", "left", "bounces", "complaints")
 
 
 @dataclass(frozen=True)
 class Month:
     month: str  # YYYY-MM
     joined: int  # became active (confirmed, added or imported)
-    left: int  # unsubscribed, bounced or complained
+    left: int  # unsubscribed
+    bounces: int = 0  # verified bounce reports received, hard and soft
+    complaints: int = 0  # verified spam complaints received
 
     @property
     def net(self) -> int:
@@ -34,7 +42,7 @@ class Stats:
     growth: list[Month]  # oldest first, the current month last
 
 
-def list_stats(session: Session, *, months: int = 12) -> Stats:
+def list_stats(session: Session, *, months: int = 12, now: datetime | None = None) -> Stats:
     by_status = {status.value: 0 for status in SubscriberStatus}
     by_status.update(session.execute(select(Subscriber.status, func.count()).group_by(Subscriber.status)).all())
     by_language = dict(
@@ -46,26 +54,27 @@ def list_stats(session: Session, *, months: int = 12) -> Stats:
         ).all()
     )
     by_topic = {topic.name: count for topic, count in list_topics(session)}
-    return Stats(by_status, by_topic, by_language, _growth(session, months))
+    return Stats(by_status, by_topic, by_language, history(session, months=months, now=now))
 
 
-def _growth(session: Session, months: int) -> list[Month]:
-    """Joins and leaves per calendar month (UTC), counted in Python so it reads the same on every database."""
-    labels = _last_months(utcnow(), months)
+def history(session: Session, *, months: int = 12, now: datetime | None = None) -> list[Month]:
+    """Joins, leaves, bounces and complaints per calendar month (UTC), oldest first, the month of `now` last.
+
+    Counted in Python from the moments, so it reads the same on every database.
+    """
+    labels = _last_months(now or utcnow(), months)
     start = datetime.strptime(labels[0], "%Y-%m")
-    joined = Counter(
-        f"{moment:%Y-%m}"
-        for moment in session.scalars(
-            select(Subscriber.confirmed_at).where(Subscriber.confirmed_at >= start).execution_options(yield_per=5000)
-        )
-    )
-    left = Counter(
-        f"{moment:%Y-%m}"
-        for moment in session.scalars(
-            select(Event.created_at).where(Event.kind.in_(LEAVING), Event.created_at >= start).execution_options(yield_per=5000)
-        )
-    )
-    return [Month(label, joined[label], left[label]) for label in labels]
+    failures = (BounceKind.permanent, BounceKind.temporary)
+    moments = [
+        select(Subscriber.confirmed_at).where(Subscriber.confirmed_at >= start),
+        select(Event.created_at).where(Event.kind == EventKind.unsubscribed, Event.created_at >= start),
+        select(Bounce.received_at).where(Bounce.kind.in_(failures), Bounce.verified, Bounce.received_at >= start),
+        select(Bounce.received_at).where(Bounce.kind == BounceKind.complaint, Bounce.verified,
+                                         Bounce.received_at >= start),
+    ]
+    counts = [Counter(f"{moment:%Y-%m}" for moment in session.scalars(query.execution_options(yield_per=5000)))
+              for query in moments]
+    return [Month(label, *(count[label] for count in counts)) for label in labels]
 
 
 def _last_months(now: datetime, count: int) -> list[str]:

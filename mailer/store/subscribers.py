@@ -319,11 +319,13 @@ def update_preferences(
     topics: Sequence[str] | None = None,
     channel: str = "web",
     public_only: bool = False,
+    send_id: int | None = None,
 ) -> Subscriber:
     """Change what is given (None leaves it); the event says what changed, without personal data.
 
     `topics` replaces the subscriber's topics; with `public_only` (the pages) it
     may name only public topics and replaces only those, so private memberships stay.
+    `send_id`: the send whose preferences link was used, so the change is counted on that issue.
     """
     subscriber = get_subscriber(session, subscriber_id=subscriber_id)
     changes = []
@@ -349,7 +351,7 @@ def update_preferences(
         _link_topics(session, subscriber, [wanted[name] for name in added])
         changes += [f"+{name}" for name in added] + [f"-{name}" for name in removed]
     if changes:
-        _record(session, subscriber, EventKind.preferences, channel=channel, detail="; ".join(changes))
+        _record(session, subscriber, EventKind.preferences, channel=channel, detail="; ".join(changes), send_id=send_id)
     session.flush()
     return subscriber
 

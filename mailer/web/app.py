@@ -11,7 +11,7 @@ from starlette.responses import FileResponse, Response
 
 from mailer.config import Settings
 from mailer.store.db import make_engine, require_current
-from mailer.web import archive, media, preferences, subscribe, unsubscribe
+from mailer.web import admin, archive, clicks, media, preferences, subscribe, unsubscribe
 from mailer.web.clients import ForwardedFor
 from mailer.web.context import Web, web
 from mailer.web.csrf import FormTokens
@@ -44,7 +44,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     # Browsers ask for /favicon.ico whatever the page says (the archive's email view says nothing).
     app.add_api_route("/favicon.ico", lambda: FileResponse(static / "favicon.svg", media_type="image/svg+xml"),
                       include_in_schema=False)
-    for module in (unsubscribe, preferences, subscribe, archive, media):
+    for module in (unsubscribe, preferences, subscribe, archive, media, clicks, admin):
         app.include_router(module.router)
     app.add_exception_handler(InvalidLink, _invalid_link)
     app.add_exception_handler(HTTPException, _http_error)

@@ -9,6 +9,12 @@ browser.
 The origin check looks at `Sec-Fetch-Site` first: every page here is served with
 `Referrer-Policy: no-referrer`, under which browsers send `Origin: null` and no
 `Referer` on form posts, so those two headers only help older browsers.
+
+The subscribe form may also be posted from the sites listed in `form_origins`
+(a form pasted into the organisation's own website, `mailer forms snippet`).
+Such a post has no form token (a pasted page cannot hold a fresh one); the
+browser's `Origin` header is what names the site. That stops other sites using
+a reader's browser to post; double opt-in stays the real guard.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ class FormTokens:
         # Only the current key: a form token lives a day, key rotation may simply expire it.
         self._serializer = URLSafeTimedSerializer(settings.secret_key, salt="mailer.web.form")
         self._origin = _origin(settings.base_url)
+        self._listed = frozenset(settings.form_origins)
 
     def make(self, form: str, subject: int | str = "") -> str:
         return self._serializer.dumps([form, subject])
@@ -60,6 +67,14 @@ class FormTokens:
         # Nothing to go on (an old browser or privacy proxy); `Origin: null` with no
         # fetch metadata is what a sandboxed frame sends, so refuse that.
         return origin is None
+
+
+    def listed_origin(self, request: Request) -> str | None:
+        """The site a cross-origin post came from, when it is one of `form_origins`; else None."""
+        origin = (request.headers.get("origin") or "").lower()
+        if origin in self._listed and request.headers.get("sec-fetch-site") != "same-origin":
+            return origin
+        return None
 
 
 def _origin(url: str) -> str:

@@ -12,7 +12,7 @@ from sqlmodel import Session
 
 from mailer.config import Settings
 from mailer.errors import TokenError
-from mailer.store.models import Subscriber
+from mailer.store.models import Send, Subscriber
 from mailer.store.subscribers import FORGOTTEN_SUFFIX
 from mailer.tokens import Purpose, read_token
 
@@ -35,6 +35,19 @@ def payload(settings: Settings, purpose: Purpose, token: str) -> Any:
 def subscriber(session: Session, settings: Settings, purpose: Purpose, token: str) -> Subscriber:
     """The subscriber a link was made for (the payload of these tokens is the subscriber id)."""
     return by_id(session, payload(settings, purpose, token))
+
+
+def reader(session: Session, settings: Settings, purpose: Purpose, token: str) -> tuple[Subscriber, int | None]:
+    """The subscriber an unsubscribe or preferences link was made for, and the send it came in (None when
+    the link came from a page, or from an email older than send attribution: its payload is the id alone)."""
+    found = payload(settings, purpose, token)
+    if isinstance(found, list) and len(found) == 2:
+        subscriber_id, send_id = found
+        # A send of this database (a token outlives a restored or replaced database, never the key).
+        if not (type(send_id) is int and 0 < send_id < 2**63 and session.get(Send, send_id) is not None):
+            send_id = None
+        return by_id(session, subscriber_id), send_id
+    return by_id(session, found), None
 
 
 def by_id(session: Session, subscriber_id: Any) -> Subscriber:

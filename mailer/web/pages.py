@@ -66,6 +66,10 @@ class Pages:
         module = self._environments[language].get_template(name).make_module(context)
         return str(module.subject).strip(), str(module).strip() + "\n"
 
+    def fragment(self, language: str, name: str, context: Mapping[str, Any]) -> str:
+        """A template rendered outside any request (the form snippet for other websites)."""
+        return self._environments[language].get_template(name).render(context)
+
     @staticmethod
     def path_of(request: Request) -> str:
         """This page's path, to link to from the page: %-encoded, and never starting with `//`,

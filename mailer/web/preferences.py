@@ -8,7 +8,8 @@ address is then told, with a link that takes the change back (`/email/<token>/un
 Both links are made for one version of the subscriber's address (how many times
 it has changed): once it changes, by the link or in any other way, they are
 dead. So each works once, and an undone change cannot be made again with the
-same link. How often a change may be asked for is limited (`PageLimits`).
+same link. How often a change may be asked for is limited (`PageLimits`). A link
+from an email carries its send: a change made through it is counted on that issue.
 """
 
 from __future__ import annotations
@@ -34,10 +35,10 @@ router = APIRouter()
 
 @router.get("/p/{token}")
 def page(token: str, request: Request, db: DB) -> Response:
-    subscriber = links.subscriber(db, web(request).settings, Purpose.preferences, token)
+    subscriber, send_id = links.reader(db, web(request).settings, Purpose.preferences, token)
     chosen = {"name": subscriber.name, "email": subscriber.email, "language": subscriber.language,
               "topics": topic_names(db, subscriber.id, public_only=True)}
-    return _render(request, db, subscriber, chosen)
+    return _render(request, db, subscriber, send_id, chosen)
 
 
 @router.post("/p/{token}")
@@ -45,18 +46,18 @@ def save(token: str, request: Request, db: DB, background: BackgroundTasks,
          name: FormText = "", email: FormText = "", language: FormText = "",
          topics: FormList = [], csrf: FormText = "") -> Response:  # noqa: B006 (FastAPI copies it)
     ctx = web(request)
-    subscriber = links.subscriber(db, ctx.settings, Purpose.preferences, token)
+    subscriber, send_id = links.reader(db, ctx.settings, Purpose.preferences, token)
     chosen = {"name": clean_name(name), "email": email.strip()[:EMAIL_LENGTH], "language": language,
               "topics": topics}
     if not ctx.forms.accepts(request, csrf, "preferences", subscriber.id):
-        return _render(request, db, subscriber, chosen, retry=True)
+        return _render(request, db, subscriber, send_id, chosen, retry=True)
     page_language = ctx.pages.language(request, subscriber.language)
     offered = offered_languages(ctx.settings)
     new_email = normalised_email(email)
     errors = problems(ctx.pages.gettext(page_language), address=new_email, language=language, offered=offered,
                       topics=topics, known_topics={topic.name for topic in public_topics(db)})
     if errors or new_email is None:
-        return _render(request, db, subscriber, chosen, errors=errors)
+        return _render(request, db, subscriber, send_id, chosen, errors=errors)
     # The address is not saved here: a new one waits for its own confirmation.
     changing = new_email.lower() != subscriber.email_key
     version = _address_version(db, subscriber.id)
@@ -65,17 +66,17 @@ def save(token: str, request: Request, db: DB, background: BackgroundTasks,
     if refused not in (None, Refused.waiting):
         _ = ctx.pages.gettext(page_language)
         errors = {"email": _("Too many address changes were asked for. Please try again tomorrow.")}
-        return _render(request, db, subscriber, chosen, errors=errors, status=429)
+        return _render(request, db, subscriber, send_id, chosen, errors=errors, status=429)
     subscribers.update_preferences(db, subscriber_id=subscriber.id, name=chosen["name"],
                                    language=language if offered else None, topics=list(dict.fromkeys(topics)),
-                                   channel="web", public_only=True)
+                                   channel="web", public_only=True, send_id=send_id)
     db.commit()
     if changing and refused is None:
         background.add_task(emails.send, ctx, to=new_email, language=subscriber.language,
                             template="email/change_email.txt", old_email=subscriber.email,
                             link=change_email_url(ctx.settings, subscriber.id, version, new_email))
     chosen["email"] = subscriber.email
-    return _render(request, db, subscriber, chosen, saved=True, email_sent_to=new_email if changing else None,
+    return _render(request, db, subscriber, send_id, chosen, saved=True, email_sent_to=new_email if changing else None,
                    already_sent=refused is Refused.waiting)
 
 
@@ -145,9 +146,9 @@ def _move(db: Session, request: Request, subscriber: Subscriber, address: str) -
     return _render_change(request, subscriber, "email_changed.html", address)
 
 
-def _render(request: Request, db: Session, subscriber: Subscriber, chosen: dict, *, retry: bool = False,
-            errors: dict[str, str] | None = None, saved: bool = False, email_sent_to: str | None = None,
-            already_sent: bool = False, status: int | None = None) -> Response:
+def _render(request: Request, db: Session, subscriber: Subscriber, send_id: int | None, chosen: dict, *,
+            retry: bool = False, errors: dict[str, str] | None = None, saved: bool = False,
+            email_sent_to: str | None = None, already_sent: bool = False, status: int | None = None) -> Response:
     ctx = web(request)
     context = {
         "subscriber": subscriber, "chosen": chosen, "errors": errors or {}, "retry": retry, "saved": saved,
@@ -155,7 +156,7 @@ def _render(request: Request, db: Session, subscriber: Subscriber, chosen: dict,
         "csrf": ctx.forms.make("preferences", subscriber.id),
         "topics": public_topics(db),
         "languages": offered_languages(ctx.settings),
-        "unsubscribe_url": unsubscribe_url(ctx.settings, subscriber.id),
+        "unsubscribe_url": unsubscribe_url(ctx.settings, subscriber.id, send_id),
     }
     status = status or (400 if retry or errors else 200)
     return ctx.pages.render(request, ctx.pages.language(request, subscriber.language), "preferences.html", context,

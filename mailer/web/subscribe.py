@@ -17,9 +17,11 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from fastapi import APIRouter, BackgroundTasks, Request
-from fastapi.responses import Response
+from fastapi.responses import RedirectResponse, Response
 from sqlmodel import Session
 
+from mailer.config import Settings
+from mailer.delivery import welcome
 from mailer.errors import MailerError
 from mailer.store import subscribers
 from mailer.store.db import new_session
@@ -51,12 +53,13 @@ def post(request: Request, db: DB, background: BackgroundTasks,
     page_language = ctx.pages.language(request)
     chosen = {"email": email.strip()[:EMAIL_LENGTH], "name": clean_name(name), "language": language,
               "topics": topics}
-    if not ctx.forms.accepts(request, csrf, "subscribe"):
+    site = ctx.forms.listed_origin(request)  # a form on one of the organisation's own websites
+    if site is None and not ctx.forms.accepts(request, csrf, "subscribe"):
         return _form(request, db, chosen, retry=True)
     if not ctx.guard.per_client.hit(client_key(request)):
         return ctx.pages.render(request, page_language, "too_many.html", status=429, headers={"retry-after": "3600"})
     if website:  # the honeypot, invisible to people: a bot filled it in; it learns nothing
-        return ctx.pages.render(request, page_language, "subscribe_sent.html")
+        return _sent(request, site)
     _ = ctx.pages.gettext(page_language)
     address = normalised_email(email)
     offered = offered_languages(ctx.settings)
@@ -68,16 +71,24 @@ def post(request: Request, db: DB, background: BackgroundTasks,
         return _form(request, db, chosen, errors=errors)
     if not offered:
         language = page_language if page_language in ctx.settings.languages else ctx.settings.default_language
+    consent = consent_text(_, ctx.settings, page_language) + (f" (form on {site})" if site else "")
     background.add_task(request_confirmation, ctx, email=address, name=chosen["name"], language=language,
-                        topics=list(dict.fromkeys(topics)), consent_text=consent_text(_, ctx, page_language),
-                        page_language=page_language)
-    return ctx.pages.render(request, page_language, "subscribe_sent.html")
+                        topics=list(dict.fromkeys(topics)), consent_text=consent, page_language=page_language)
+    return _sent(request, site)
 
 
-def consent_text(_: Callable[..., str], ctx: Web, language: str) -> str:
+def _sent(request: Request, site: str | None) -> Response:
+    """"Check your email": our page in the reader's language, or the website's own `thanks_url`."""
+    ctx = web(request)
+    if site and ctx.settings.thanks_url:
+        return RedirectResponse(ctx.settings.thanks_url, status_code=303)
+    return ctx.pages.render(request, ctx.pages.language(request), "subscribe_sent.html")
+
+
+def consent_text(_: Callable[..., str], settings: Settings, language: str) -> str:
     """The wording beside the consent box, stored with the subscriber as shown."""
     return _("Send me %(list)s by email. I can unsubscribe at any time with the link in every email.",
-             list=ctx.settings.text("list_name", language))
+             list=settings.text("list_name", language))
 
 
 def request_confirmation(ctx: Web, *, email: str, name: str, language: str, topics: list[str],
@@ -122,15 +133,20 @@ def confirm_page(token: str, request: Request, db: DB) -> Response:
 
 
 @router.post("/confirm/{token}")
-def confirm(token: str, request: Request, db: DB, csrf: FormText = "") -> Response:
+def confirm(token: str, request: Request, db: DB, background: BackgroundTasks, csrf: FormText = "") -> Response:
     ctx = web(request)
     subscriber = links.subscriber(db, ctx.settings, Purpose.confirm, token)
     if not ctx.forms.accepts(request, csrf, "confirm", subscriber.id):
         return _confirmation(request, db, subscriber, retry=True)
     first_use = _waiting(db, subscriber)
+    joining = first_use and subscriber.status != SubscriberStatus.active
+    welcome_send = welcome.prepare(ctx.settings, ctx.engine) if joining else None
     subscribers.confirm(db, subscriber_id=subscriber.id)
+    welcoming = welcome.add_reader(db, send_id=welcome_send, subscriber_id=subscriber.id)  # kept with the confirmation
     db.commit()
-    return _confirmation(request, db, subscriber, first_use=first_use)
+    if welcoming:
+        background.add_task(welcome.deliver_in_background, ctx.settings, ctx.engine, welcome_send)
+    return _confirmation(request, db, subscriber, first_use=first_use, welcoming=welcoming)
 
 
 def _waiting(db: Session, subscriber: Subscriber) -> bool:
@@ -139,12 +155,12 @@ def _waiting(db: Session, subscriber: Subscriber) -> bool:
 
 
 def _confirmation(request: Request, db: Session, subscriber: Subscriber, *, retry: bool = False,
-                  first_use: bool = False) -> Response:
+                  first_use: bool = False, welcoming: bool = False) -> Response:
     """The button while a request waits, the welcome once active; for anyone else the link has no use left.
 
     The welcome links to the preferences page (a link that never expires) only on the
     confirmation itself: whoever opens the link again later (a forwarded email, a
-    shared computer) gets no such key.
+    shared computer) gets no such key. It says a welcome email is coming when one was queued.
     """
     ctx = web(request)
     if _waiting(db, subscriber):
@@ -153,10 +169,12 @@ def _confirmation(request: Request, db: Session, subscriber: Subscriber, *, retr
         template = "confirmed.html"
     else:
         raise links.InvalidLink
-    context = {"subscriber": subscriber, "retry": retry, "csrf": ctx.forms.make("confirm", subscriber.id),
+    context = {"subscriber": subscriber, "retry": retry, "welcoming": welcoming,
+               "csrf": ctx.forms.make("confirm", subscriber.id),
                "preferences_url": preferences_url(ctx.settings, subscriber.id) if first_use else None}
-    return ctx.pages.render(request, ctx.pages.language(request, subscriber.language), template, context,
-                            status=400 if retry else 200)
+    waiting = subscribers.open_request(db, subscriber_id=subscriber.id)  # its language is the one they chose
+    language = ctx.pages.language(request, waiting.language if waiting else subscriber.language)
+    return ctx.pages.render(request, language, template, context, status=400 if retry else 200)
 
 
 def _form(request: Request, db: Session, chosen: dict, *, retry: bool = False,
@@ -167,5 +185,5 @@ def _form(request: Request, db: Session, chosen: dict, *, retry: bool = False,
     context = {"chosen": chosen, "errors": errors or {}, "retry": retry, "csrf": ctx.forms.make("subscribe"),
                "topics": offered, "included": [topic.name for topic in offered if topic.is_default],
                "languages": offered_languages(ctx.settings),
-               "consent_text": consent_text(ctx.pages.gettext(language), ctx, language)}
+               "consent_text": consent_text(ctx.pages.gettext(language), ctx.settings, language)}
     return ctx.pages.render(request, language, "subscribe.html", context, status=400 if retry or errors else 200)

@@ -3,6 +3,8 @@ and the server's reply code kept in a column of its own, however the transport r
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from sqlalchemy import select, text, update
 
@@ -72,7 +74,8 @@ def test_the_outbox_reports_its_code_as_smtp_does(settings, make_send, engine) -
     send_id = make_send(people(1))
     deliver(settings, send_id)
     (row,) = deliveries(engine, send_id).values()
-    assert (row.status, row.reply_code, row.reply) == ("sent", 250, "250 written 000001.eml")
+    assert (row.status, row.reply_code) == ("sent", 250)
+    assert row.reply == f"250 written to {Path(settings.outbox_dir) / '000001.eml'}"
 
 
 def test_a_server_that_cannot_be_reached_leaves_no_code(smtp_settings, make_send, engine) -> None:  # type: ignore[no-untyped-def]

@@ -49,7 +49,7 @@ def test_every_header_and_both_parts(builder: MessageBuilder, settings: Settings
     assert message["Message-ID"] == "<42.abc123@example.org>"
     assert message["Reply-To"] == "editor@example.org"
     assert message["List-Id"] == "Network News <news.example.org>"
-    one_click = unsubscribe_url(settings, 3)
+    one_click = unsubscribe_url(settings, 3, 7)  # the links carry the send (7)
     mailto = f"mailto:{unsubscribe_address(settings, 3, 7)}?subject=unsubscribe"
     assert message["List-Unsubscribe"] == f"<{one_click}>, <{mailto}>"
     assert mailto.startswith("mailto:unsubscribe+3-7-")  # signed for this reader and send: mailer.bounces.unsubscribe
@@ -63,7 +63,7 @@ def test_every_header_and_both_parts(builder: MessageBuilder, settings: Settings
     text, html = message.iter_parts()
     assert (text.get_content_type(), html.get_content_type()) == ("text/plain", "text/html")
     values = {"name": "Siân Jones", "email": "sian@example.com", "unsubscribe_url": one_click,
-              "preferences_url": preferences_url(settings, 3), "web_url": archive_url(settings, 7)}
+              "preferences_url": preferences_url(settings, 3, 7), "web_url": archive_url(settings, 7)}
     personaliser = Personaliser(VARIANTS["cy"])
     assert text.get_content().replace("\r\n", "\n") == personaliser.text(values)
     assert html.get_content().replace("\r\n", "\n") == personaliser.html(values)
@@ -87,7 +87,7 @@ def test_bodies_survive_any_value_length(builder: MessageBuilder, settings: Sett
     message = parse(builder.build(Recipient(email="r@example.com", name=name, language=language, subscriber_id=12,
                                             delivery_id=5)))
     values = {"name": clean(name), "email": "r@example.com",
-              "unsubscribe_url": unsubscribe_url(settings, 12), "preferences_url": preferences_url(settings, 12),
+              "unsubscribe_url": unsubscribe_url(settings, 12, 7), "preferences_url": preferences_url(settings, 12, 7),
               "web_url": archive_url(settings, 7)}
     text, html = (part.get_content().replace("\r\n", "\n") for part in message.iter_parts())
     personaliser = Personaliser(VARIANTS[language])

@@ -82,14 +82,14 @@ def test_messages_as_received_parse_and_verify(smtp_settings, smtp_server, engin
         assert message["Message-ID"] == row.message_id and message["Message-ID"].endswith("@example.org>")
         assert abs(parsedate_to_datetime(message["Date"]).replace(tzinfo=None) - utcnow()) < timedelta(minutes=1)
         assert message["List-Id"] == "Newsletter <news.example.org>"
-        assert message["List-Unsubscribe"].startswith(f"<{unsubscribe_url(settings, row.subscriber_id)}>, <mailto:")
+        assert message["List-Unsubscribe"].startswith(f"<{unsubscribe_url(settings, row.subscriber_id, send.id)}>, <mailto:")
         assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
         assert message["MIME-Version"] == "1.0" and message.get_content_type() == "multipart/alternative"
         assert received.mail_from.startswith(f"bounces+{row.id}-")
         text, html = message.iter_parts()
         assert text.get_content_type() == "text/plain" and html.get_content_type() == "text/html"
         assert "__MAILER_" not in text.get_content() + html.get_content()
-        assert unsubscribe_url(settings, row.subscriber_id) in html.get_content()
+        assert unsubscribe_url(settings, row.subscriber_id, send.id) in html.get_content()
     tom = next(r.message for r in smtp_server.messages if r.rcpt_tos == ["tom@example.com"])
     assert tom["To"].addresses[0].display_name == "Tom \"Tiny\" O'Neill, Jr."
     assert "Tom &quot;Tiny&quot; O&#x27;Neill, Jr." in tom.get_body(("html",)).get_content()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -116,7 +117,7 @@ def test_topic_flags_default_and_private(cli):
     refused = cli("topics", "add", "odd", "--default", "--private")
     assert (refused.exit_code, "cannot be both default and private" in refused.output) == (1, True)
     rows = {cells[0]: cells[1:3] for line in cli("topics", "list").output.splitlines()
-            if len(cells := [cell.strip() for cell in line.split("│")[1:-1]]) == 8}
+            if len(cells := re.split(r"\s{2,}", line.strip())) >= 3 and cells[0] != "topic"}  # columns: 2+ spaces apart
     assert rows == {"events": ["no", "yes"], "load-test": ["no", "no"], "news": ["yes", "yes"]}
     added = cli("subscribers", "add", "gwen@example.org", "--topic", "events")
     assert added.output == "Added gwen@example.org (en; topics: events, news).\n"  # the default topic too
@@ -194,7 +195,7 @@ def test_export_to_stdout_and_to_a_file_for_spreadsheets(cli, workdir):
     assert [(row["email"], row["name"], row["topics"], row["status"]) for row in rows] == [
         ("sian@example.org", "Siân ŵŷ", "news", "active")]
     path = workdir / "out.csv"
-    assert cli("subscribers", "export", str(path)).stderr == f"Exported 1 subscribers to {path}.\n"
+    assert cli("subscribers", "export", str(path)).stderr == f"Exported 1 subscriber to {path}.\n"
     assert path.read_bytes().startswith(b"\xef\xbb\xbfemail,name,language,topics,status")
 
 
@@ -216,8 +217,8 @@ def test_stats(cli):
     cli("subscribers", "add", "b@example.org")
     cli("subscribers", "remove", "b@example.org")
     output = cli("subscribers", "stats", "--months", "3").output
-    assert "│ active       │ 1" in output and "│ unsubscribed │ 1" in output
-    assert "│ news           │ 1" in output and "│ cy                │ 1" in output
+    for label in ("active", "unsubscribed", "news", "cy"):
+        assert re.search(rf"^{label}\s+1\b", output, re.M), label
     assert "Growth" in output and "+1" in output  # one joined... and one left this month: 2 - 1
 
 

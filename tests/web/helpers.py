@@ -57,3 +57,23 @@ def link_in(message: EmailMessage, path: str) -> str:
 
 def form_action(html: str, index: int = 0) -> str:
     return re.findall(r'<form method="post" action="([^"]+)"', html)[index].replace("&amp;", "&")
+
+
+def run_cli(settings: Settings, *args: str):  # type: ignore[no-untyped-def]
+    """`mailer ARGS` with `settings`, as a command run in a process of its own (settings read afresh)."""
+    from click.testing import CliRunner
+
+    from mailer.cli import main
+    from mailer.cli.common import settings as cli_settings
+    from tests.delivery.helpers import env_for
+
+    cli_settings.cache_clear()
+    try:
+        return CliRunner().invoke(main, list(args), env=env_for(settings), catch_exceptions=False)
+    finally:
+        cli_settings.cache_clear()
+
+
+def table_rows(printed: str) -> list[list[str]]:
+    """The cells of each line of a table as the commands print it (columns two or more spaces apart)."""
+    return [re.split(r"\s{2,}", line.strip()) for line in printed.splitlines() if line.strip()]

@@ -1,7 +1,7 @@
 """delivery.reply_code: the server's SMTP reply code in a column of its own
 
 Revision ID: d3l1c0de0012
-Revises: a11f1a65e0b1
+Revises: e17a0welc0me
 Create Date: 2026-12-02 09:00:00.000000
 
 """
@@ -12,7 +12,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision: str = 'd3l1c0de0012'
-down_revision: str | Sequence[str] | None = 'a11f1a65e0b1'
+down_revision: str | Sequence[str] | None = 'e17a0welc0me'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

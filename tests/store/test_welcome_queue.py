@@ -1,0 +1,32 @@
+"""The welcome queue on both databases: one delivery row per reader, however often asked, delivered once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import select
+
+from mailer.delivery import welcome
+from mailer.store.models import Delivery, Send, SendKind, SendStatus
+from mailer.store.subscribers import add_subscriber
+
+WELCOME = Path(__file__).resolve().parents[2] / "issues" / "welcome.yaml"
+
+
+def test_a_reader_is_queued_once_and_delivered_once(settings, engine, session, workdir):
+    welcoming = settings.model_copy(update={"welcome_issue": str(WELCOME), "languages": ["en", "cy"]})
+    send_id = welcome.prepare(welcoming, engine)
+    assert welcome.prepare(welcoming, engine) == send_id  # the same open welcome send
+    nia = add_subscriber(session, email="nia@example.org", language="cy")
+    assert welcome.add_reader(session, send_id=send_id, subscriber_id=nia.id)
+    assert not welcome.add_reader(session, send_id=send_id, subscriber_id=nia.id)
+    report = welcome.deliver_queued(welcoming, engine, send_id)
+    assert report is not None and report.counts["sent"] == 1
+    assert welcome.deliver_queued(welcoming, engine, send_id).counts["sent"] == 1  # nothing more to do
+    assert not welcome.add_reader(session, send_id=send_id, subscriber_id=nia.id)
+    assert len(list((workdir / "outbox").glob("*.eml"))) == 1
+    session.expire_all()
+    send = session.get(Send, send_id)
+    assert (send.kind, send.status) == (SendKind.welcome, SendStatus.sending)
+    assert session.scalars(select(Delivery.language)).all() == ["cy"]
+    assert welcome.prepare(settings, engine) is None  # no welcome issue set: nothing

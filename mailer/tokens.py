@@ -76,8 +76,9 @@ def preferences_url(settings: Settings, subscriber_id: int, send_id: int | None 
     return f"{settings.base_url}/p/{make_token(settings, Purpose.preferences, reader_payload(subscriber_id, send_id))}"
 
 
-def confirm_url(settings: Settings, subscriber_id: int) -> str:
-    return f"{settings.base_url}/confirm/{make_token(settings, Purpose.confirm, subscriber_id)}"
+def confirm_url(settings: Settings, subscriber_id: int, request_id: int) -> str:
+    """The link that confirms one subscribe request (`subscribers.confirm` applies that one and no other)."""
+    return f"{settings.base_url}/confirm/{make_token(settings, Purpose.confirm, [subscriber_id, request_id])}"
 
 
 def change_email_url(settings: Settings, subscriber_id: int, version: int, new_email: str) -> str:

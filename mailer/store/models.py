@@ -132,12 +132,13 @@ class Subscriber(SQLModel, table=True):
 class SubscribeRequest(SQLModel, table=True):
     """What someone asked for on the subscribe form, kept apart until the emailed link confirms it.
 
-    A request changes nothing about the subscriber it names: `confirm` applies it. One per
-    subscriber; a later request replaces an earlier one.
+    A request changes nothing about the subscriber it names: `confirm` applies the one its
+    link names. Each request has its own link, so a stranger's later request for the same
+    address never rides on the reader's own.
     """
 
     id: int | None = Field(default=None, primary_key=True)
-    subscriber_id: int = Field(foreign_key="subscriber.id", unique=True, ondelete="CASCADE")
+    subscriber_id: int = Field(foreign_key="subscriber.id", index=True, ondelete="CASCADE")
     name: str = Field(default="", max_length=200)
     language: Language = Field(default=Language.en, sa_type=String(8))
     topics: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))  # comma-separated

@@ -50,6 +50,8 @@ REMEMBERED = ~Subscriber.email_key.endswith(FORGOTTEN_SUFFIX)
 HARD_STOPS = (SubscriberStatus.bounced, SubscriberStatus.complained)
 NAME_LENGTH = 200
 SOURCE_LENGTH = 64
+# How long a subscribe request is kept for its link: longer than any sensible `confirm_token_days`.
+REQUEST_LIFETIME = timedelta(days=30)
 _WHITESPACE = re.compile(r"\s+")
 _JOINERS = {"\u200c", "\u200d"}  # zero-width (non-)joiners belong to how some names and emoji are written
 
@@ -216,10 +218,12 @@ def subscribe_pending(
     Anyone can post anyone's address, so nothing about an existing subscriber
     changes here: not their status (an unsubscribed, bounced or complained
     person stays so), name, language, topics or consent. The request (what was
-    asked, the consent wording, when) waits in its own table and `confirm`
-    applies it; a later request replaces an earlier one. A new address becomes
-    a `pending` subscriber with nothing but the address. An active subscriber is
-    returned unchanged and gets no request. `topics` must be public ones.
+    asked, the consent wording, when) waits in its own table, and `confirm`
+    applies the one its link names: a later request, perhaps a stranger's,
+    never rides on an earlier link. Requests older than `REQUEST_LIFETIME` are
+    dropped. A new address becomes a `pending` subscriber with nothing but the
+    address. An active subscriber is returned unchanged and gets no request.
+    `topics` must be public ones; `open_request` finds the request just made.
     """
     email, key = normalise_email(email)
     language = parse_language(language)
@@ -236,30 +240,35 @@ def subscribe_pending(
     else:
         _record(session, subscriber, EventKind.subscribed, channel=source,
                 detail=f"asked to subscribe again; stays {subscriber.status} until confirmed")
-    request = open_request(session, subscriber_id=subscriber.id) or SubscribeRequest(subscriber_id=subscriber.id)
-    request.name, request.language, request.topics = clean_name(name), language, ",".join(topic.name for topic in wanted)
-    request.source, request.consent_text, request.created_at = source, clean_text(consent_text), utcnow()
-    session.add(request)
+    now = utcnow()
+    session.execute(delete(SubscribeRequest).where(SubscribeRequest.subscriber_id == subscriber.id,
+                                                   SubscribeRequest.created_at < now - REQUEST_LIFETIME))
+    session.add(SubscribeRequest(subscriber_id=subscriber.id, name=clean_name(name), language=language,
+                                 topics=",".join(topic.name for topic in wanted), source=source,
+                                 consent_text=clean_text(consent_text), created_at=now))
     session.flush()
     return subscriber
 
 
-def open_request(session: Session, *, subscriber_id: int) -> SubscribeRequest | None:
-    """The subscribe request waiting for this subscriber's confirmation link, if any."""
-    return session.scalar(select(SubscribeRequest).where(SubscribeRequest.subscriber_id == subscriber_id)
-                          .execution_options(populate_existing=True))
+def open_request(session: Session, *, subscriber_id: int, request_id: int | None = None) -> SubscribeRequest | None:
+    """The subscribe request `request_id` of this subscriber if it still waits, or (without an id) the newest."""
+    query = select(SubscribeRequest).where(SubscribeRequest.subscriber_id == subscriber_id)
+    query = query.where(SubscribeRequest.id == request_id) if request_id is not None else query.order_by(SubscribeRequest.id.desc())
+    return session.scalars(query.limit(1).execution_options(populate_existing=True)).first()
 
 
-def confirm(session: Session, *, subscriber_id: int, channel: str = "link") -> Subscriber:
-    """The confirmation link was followed: apply the waiting request and make the subscriber active.
+def confirm(session: Session, *, subscriber_id: int, request_id: int | None = None, channel: str = "link") -> Subscriber:
+    """A confirmation link was followed: apply the request it was sent for and make the subscriber active.
 
     The request's name, language, topics (with the default topics; private
-    memberships are kept), source and consent wording replace the subscriber's.
-    Without a request, only a pending subscriber becomes active: an old link
-    never re-activates anyone who stopped since.
+    memberships are kept), source and consent wording replace the subscriber's,
+    and every other waiting request of the subscriber is dropped with it. Without
+    a waiting request (the link was used, or `request_id` is None and none waits),
+    only a pending subscriber becomes active: an old link never re-activates
+    anyone who stopped since.
     """
     subscriber = get_subscriber(session, subscriber_id=subscriber_id)
-    request = open_request(session, subscriber_id=subscriber.id)
+    request = open_request(session, subscriber_id=subscriber.id, request_id=request_id)
     if request is None and subscriber.status != SubscriberStatus.pending:
         return subscriber
     if request is not None:
@@ -273,7 +282,7 @@ def confirm(session: Session, *, subscriber_id: int, channel: str = "link") -> S
             SubscriberTopic.topic_id.in_(select(Topic.id).where(Topic.public)),
         ))
         _link_topics(session, subscriber, _with_defaults(session, wanted))
-        session.delete(request)
+        session.execute(delete(SubscribeRequest).where(SubscribeRequest.subscriber_id == subscriber.id))
     subscriber.confirmed_at = utcnow()
     if subscriber.status != SubscriberStatus.active:
         _change_status(session, subscriber, SubscriberStatus.active, EventKind.confirmed, channel=channel)

@@ -27,7 +27,7 @@ from mailer.store import subscribers
 from mailer.store.db import new_session
 from mailer.store.models import Subscriber, SubscriberStatus, utcnow
 from mailer.store.topics import public_topics
-from mailer.tokens import Purpose, confirm_url, preferences_url
+from mailer.tokens import confirm_url, preferences_url
 from mailer.web import emails, links
 from mailer.web.clients import client_key
 from mailer.web.context import DB, Web, web
@@ -112,8 +112,9 @@ def request_confirmation(ctx: Web, *, email: str, name: str, language: str, topi
             else:
                 target = subscribers.subscribe_pending(db, email=email, name=name, language=language, topics=topics,
                                                        source="web", consent_text=consent_text)
+                asked = subscribers.open_request(db, subscriber_id=target.id)
                 db.commit()
-                template, link = "email/confirm.txt", confirm_url(ctx.settings, target.id)
+                template, link = "email/confirm.txt", confirm_url(ctx.settings, target.id, asked.id)
             to = target.email
         emails.send(ctx, to=to, language=page_language, template=template, link=link)
     except MailerError as exc:  # e.g. a topic removed while the form was open
@@ -128,33 +129,34 @@ def _recently_stopped(subscriber: Subscriber) -> bool:
 
 @router.get("/confirm/{token}")
 def confirm_page(token: str, request: Request, db: DB) -> Response:
-    subscriber = links.subscriber(db, web(request).settings, Purpose.confirm, token)
-    return _confirmation(request, db, subscriber)
+    subscriber, request_id = links.confirmation(db, web(request).settings, token)
+    return _confirmation(request, db, subscriber, request_id)
 
 
 @router.post("/confirm/{token}")
 def confirm(token: str, request: Request, db: DB, background: BackgroundTasks, csrf: FormText = "") -> Response:
     ctx = web(request)
-    subscriber = links.subscriber(db, ctx.settings, Purpose.confirm, token)
+    subscriber, request_id = links.confirmation(db, ctx.settings, token)
     if not ctx.forms.accepts(request, csrf, "confirm", subscriber.id):
-        return _confirmation(request, db, subscriber, retry=True)
-    first_use = _waiting(db, subscriber)
+        return _confirmation(request, db, subscriber, request_id, retry=True)
+    first_use = _waiting(db, subscriber, request_id)
     joining = first_use and subscriber.status != SubscriberStatus.active
     welcome_send = welcome.prepare(ctx.settings, ctx.engine) if joining else None
-    subscribers.confirm(db, subscriber_id=subscriber.id)
+    subscribers.confirm(db, subscriber_id=subscriber.id, request_id=request_id)
     welcoming = welcome.add_reader(db, send_id=welcome_send, subscriber_id=subscriber.id)  # kept with the confirmation
     db.commit()
     if welcoming:
         background.add_task(welcome.deliver_in_background, ctx.settings, ctx.engine, welcome_send)
-    return _confirmation(request, db, subscriber, first_use=first_use, welcoming=welcoming)
+    return _confirmation(request, db, subscriber, request_id, first_use=first_use, welcoming=welcoming)
 
 
-def _waiting(db: Session, subscriber: Subscriber) -> bool:
-    """Whether the link still has a use: a subscribe request waits (or an old-style pending subscriber)."""
-    return subscriber.status == SubscriberStatus.pending or subscribers.open_request(db, subscriber_id=subscriber.id) is not None
+def _waiting(db: Session, subscriber: Subscriber, request_id: int | None) -> bool:
+    """Whether the link still has a use: its subscribe request waits (or the subscriber is still pending)."""
+    return (subscriber.status == SubscriberStatus.pending
+            or subscribers.open_request(db, subscriber_id=subscriber.id, request_id=request_id) is not None)
 
 
-def _confirmation(request: Request, db: Session, subscriber: Subscriber, *, retry: bool = False,
+def _confirmation(request: Request, db: Session, subscriber: Subscriber, request_id: int | None, *, retry: bool = False,
                   first_use: bool = False, welcoming: bool = False) -> Response:
     """The button while a request waits, the welcome once active; for anyone else the link has no use left.
 
@@ -163,7 +165,7 @@ def _confirmation(request: Request, db: Session, subscriber: Subscriber, *, retr
     shared computer) gets no such key. It says a welcome email is coming when one was queued.
     """
     ctx = web(request)
-    if _waiting(db, subscriber):
+    if _waiting(db, subscriber, request_id):
         template = "confirm.html"
     elif subscriber.status == SubscriberStatus.active:
         template = "confirmed.html"
@@ -172,7 +174,7 @@ def _confirmation(request: Request, db: Session, subscriber: Subscriber, *, retr
     context = {"subscriber": subscriber, "retry": retry, "welcoming": welcoming,
                "csrf": ctx.forms.make("confirm", subscriber.id),
                "preferences_url": preferences_url(ctx.settings, subscriber.id) if first_use else None}
-    waiting = subscribers.open_request(db, subscriber_id=subscriber.id)  # its language is the one they chose
+    waiting = subscribers.open_request(db, subscriber_id=subscriber.id, request_id=request_id)  # in the language they chose
     language = ctx.pages.language(request, waiting.language if waiting else subscriber.language)
     return ctx.pages.render(request, language, template, context, status=400 if retry else 200)
 

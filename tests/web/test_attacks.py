@@ -285,7 +285,7 @@ def test_only_the_static_files_themselves_are_cached_publicly(client):
 
 def test_head_answers_like_get_without_a_body(client, settings, person):
     ann = person()
-    paths = [unsubscribe_url(settings, ann.id), preferences_url(settings, ann.id), confirm_url(settings, ann.id),
+    paths = [unsubscribe_url(settings, ann.id), preferences_url(settings, ann.id), confirm_url(settings, ann.id, request_id=1),
              "/subscribe", "/archive", "/archive/feed.atom", "/static/site.css", "/favicon.ico", "/no/such/page",
              "/u/forged"]
     for path in paths:

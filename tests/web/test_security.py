@@ -21,7 +21,7 @@ def urls(settings, person):
         "unsubscribe": unsubscribe_url(settings, ann.id),
         "resubscribe": unsubscribe_url(settings, ann.id) + "/resubscribe",
         "preferences": preferences_url(settings, ann.id),
-        "confirm": confirm_url(settings, ann.id),
+        "confirm": confirm_url(settings, ann.id, request_id=1),
         "subscribe": f"{settings.base_url}/subscribe",
         "archive": f"{settings.base_url}/archive",
         "feed": f"{settings.base_url}/archive/feed.atom",

@@ -226,3 +226,23 @@ def test_a_name_from_the_form_is_cleaned_as_everywhere_else(client, settings, db
     client.post(link, data={"csrf": form_token(client.get(link).text)}, headers=same_origin(settings))
     name = _by_email(db, "nia@example.org").name
     assert name.startswith("Nia Jones x") and len(name) == 200
+
+
+def test_each_confirmation_link_applies_its_own_request(client, settings, db, topics):
+    """A later request by a stranger (same address, their name and topics) must not ride on the reader's own link."""
+    _subscribe(client, settings, email="nia@example.org", name="Nia", topics=["events"])
+    _subscribe(client, settings, ip="198.51.100.9", email="nia@example.org", name="Stranger", topics=["publications"])
+    own, strangers = (link_in(message, "/confirm/") for message in outbox(settings))
+    assert own != strangers
+
+    client.post(own, data={"csrf": form_token(client.get(own).text)}, headers=same_origin(settings))
+    nia = subscribers.get_by_email(db, email="nia@example.org")
+    db.refresh(nia)
+    assert (nia.status, nia.name) == ("active", "Nia")
+    assert topic_names(db, nia.id) == ["events"]
+    assert subscribers.open_request(db, subscriber_id=nia.id) is None  # the stranger's request went with it
+
+    page = client.get(strangers)
+    assert "Stranger" not in page.text and 'name="csrf"' not in page.text  # nothing left to confirm
+    db.refresh(nia)
+    assert nia.name == "Nia" and topic_names(db, nia.id) == ["events"]

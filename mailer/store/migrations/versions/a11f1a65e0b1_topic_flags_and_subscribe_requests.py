@@ -31,8 +31,9 @@ def upgrade() -> None:
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.ForeignKeyConstraint(['subscriber_id'], ['subscriber.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('subscriber_id')
     )
+    with op.batch_alter_table('subscriberequest', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_subscriberequest_subscriber_id'), ['subscriber_id'], unique=False)
     # Existing topics stay as they were: public, and nobody is enrolled by default.
     with op.batch_alter_table('topic', schema=None) as batch_op:
         batch_op.add_column(sa.Column('is_default', sa.Boolean(), server_default=sa.false(), nullable=False))
@@ -45,4 +46,6 @@ def downgrade() -> None:
         batch_op.drop_column('public')
         batch_op.drop_column('is_default')
 
+    with op.batch_alter_table('subscriberequest', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_subscriberequest_subscriber_id'))
     op.drop_table('subscriberequest')

@@ -8,8 +8,9 @@ that of `mailer send` alone) against
 Postfix's `smtp-sink` on loopback (aiosmtpd when smtp-sink is not installed),
 with rate limiting off. In the same run, the raw floor: the same number of
 pre-built identical messages pushed through plain smtplib on the same number of
-connections. Prints messages/s, the ratio to the floor, peak memory, and where
-the time went (personalising, building, database, SMTP).
+connections. Prints messages/s, the ratio to the floor, the peak memory of the
+send process (and how it grows from the smallest list to the largest: it should
+not), and where the time went (personalising, building, database, SMTP).
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ def settings_for(folder: Path, port: int, *, dkim: bool, connections: int):  # t
         secret_key="bench-secret-key-0123456789", database_url=f"sqlite:///{folder / 'bench.db'}",
         sender_address="news@example.org", sender_name="Network News", base_url="https://news.example.org",
         smtp_host="127.0.0.1", smtp_port=port, smtp_security="none", smtp_connections=connections,
-        templates_dir=str(ROOT / "templates"), languages=["en", "cy"], **extra,
+        templates_dir=str(ROOT / "mailer" / "templates"), languages=["en", "cy"], **extra,
     )
 
 
@@ -236,9 +237,11 @@ def main() -> None:
         print(f"{'recipients':>10} {'dkim':>4} {'msg/s':>7} {'floor/s':>7} {'ratio':>6} {'peak MB':>7}   "
               f"time split (personalise / build / database / smtp, seconds)")
         for dkim in ([False] if args.no_dkim else [False, True]):
+            peaks = {}
             for size in sizes:
                 floor = raw_floor(port, size, args.connections, message)
                 result = measure(size, port, dkim, args.connections)
+                peaks[size] = result["peak_mb"]
                 t = result["timings"]
                 build = t.get("build", 0) - t["personalise"]
                 database = t.get("database", 0) + t.get("claim", 0)
@@ -246,7 +249,10 @@ def main() -> None:
                       f"{result['rate'] / floor:>6.0%} {result['peak_mb']:>7.0f}   "
                       f"{t['personalise']:.2f} / {build:.2f} / {database:.2f} / {t.get('smtp', 0):.2f}"
                       f"  (total {result['elapsed']:.1f} s)")
-
+            smallest, largest = min(peaks), max(peaks)
+            print(f"peak memory of the send process{' with DKIM' if dkim else ''}: "
+                  + ", ".join(f"{peak:.0f} MB at {size:,}" for size, peak in peaks.items())
+                  + f"; {peaks[largest] - peaks[smallest]:+.0f} MB from {smallest:,} to {largest:,} recipients")
 
 if __name__ == "__main__":
     main()

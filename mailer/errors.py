@@ -60,6 +60,11 @@ class SendError(MailerError):
     """A send cannot be created, started or changed in the way asked."""
 
 
+class SendInterrupted(SendError):
+    """The database or the disk failed while sending: nothing is lost, and the send resumes
+    where it stopped. The CLI shows this one line; `--debug` adds the traceback."""
+
+
 class TransportError(MailerError):
     """A message was not accepted. `code` is the SMTP reply code when there is one."""
 

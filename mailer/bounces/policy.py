@@ -250,7 +250,7 @@ def record_refusals(session: Session, settings: Settings, *, send_id: int) -> Pr
         select(Delivery).where(
             Delivery.send_id == send_id,
             Delivery.status == DeliveryStatus.failed,
-            Delivery.reply.like("5%"),
+            Delivery.reply_code.between(500, 599),  # as every transport reports it
             ~exists().where(Bounce.delivery_id == Delivery.id),
         )
     ).all()

@@ -9,6 +9,7 @@ checks that each short help here is the command's own.
 from __future__ import annotations
 
 import importlib
+import traceback
 from pathlib import Path
 
 import click
@@ -62,6 +63,8 @@ class LazyGroup(Group):
         try:
             return super().invoke(ctx)
         except MailerError as exc:
+            if ctx.meta.get("mailer.debug"):  # what lies behind the one line (a database or disk error, say)
+                traceback.print_exception(exc)
             from mailer.cli.output import printable
 
             raise click.ClickException(printable(str(exc))) from None
@@ -81,11 +84,14 @@ def _remember_config(ctx: click.Context, param: click.Parameter, value: Path | N
               callback=_remember_config, is_eager=True,
               help="Settings file to use (default: $MAILER_CONFIG, else ./mailer.toml). "
                    "Relative paths in it are relative to its folder.")
-def main() -> None:
+@click.option("--debug", is_flag=True, help="After an error's one line, show the traceback behind it.")
+@click.pass_context
+def main(ctx: click.Context, debug: bool) -> None:
     """Newsletter toolkit: write issues in YAML, send them to subscribers, exactly once.
 
     Every command has --help with examples; conventions are in docs/cli.md.
     """
+    ctx.meta["mailer.debug"] = debug
 
 
 @command(examples=["mailer init", "mailer --config /srv/news/mailer.toml init"])

@@ -41,7 +41,7 @@ if TYPE_CHECKING:  # the delivery engine is imported only by commands that send
 @click.option("--test", "test_addresses", multiple=True, metavar="ADDRESS",
               help='Send a copy marked "[TEST]" to ADDRESS instead (repeat); records nothing.')
 @click.option("--resume", "resume_id", type=click.IntRange(min=1), metavar="SEND_ID",
-              help="Continue an interrupted or paused send.")
+              help="Continue an interrupted or paused send (the same as `mailer sends resume SEND_ID`).")
 @insecure_links_option
 def send(issue_path: Path | None, topics: tuple[str, ...], languages: tuple[str, ...], yes: bool, again: bool,
          test_addresses: tuple[str, ...], resume_id: int | None, allow_insecure_links: bool) -> None:
@@ -49,8 +49,8 @@ def send(issue_path: Path | None, topics: tuple[str, ...], languages: tuple[str,
 
     Shows how many subscribers it will reach and asks first (unless --yes). An
     issue that was sent (or is scheduled) already is refused, naming that send,
-    unless --again. Ctrl-C stops after the message in flight; `mailer send
-    --resume SEND_ID` continues.
+    unless --again. Ctrl-C (or SIGTERM) stops after the messages in flight (one per
+    connection); `mailer sends resume SEND_ID` continues.
     """
     from mailer.publiclinks import require_usable_links
 
@@ -112,22 +112,23 @@ def _send_test(issue_path: Path, addresses: Sequence[str], languages: Sequence[s
 
 @contextmanager
 def _ctrl_c_stops(stop: threading.Event) -> Iterator[None]:
-    """The first Ctrl-C asks the send to stop after the message in flight; a second one interrupts."""
+    """The first Ctrl-C (or SIGTERM) asks the send to stop after the messages in flight; a second Ctrl-C interrupts."""
     def handler(signum: int, frame: object) -> None:
         if stop.is_set():
             raise KeyboardInterrupt
         stop.set()
-        output.echo("Stopping after the message in flight (Ctrl-C again to interrupt)...")
+        output.echo("Stopping after the messages in flight (Ctrl-C again to interrupt)...")
 
     try:
-        previous = signal.signal(signal.SIGINT, handler)
+        previous = {signum: signal.signal(signum, handler) for signum in (signal.SIGINT, signal.SIGTERM)}
     except ValueError:  # not the main thread: no signal handling
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, old in previous.items():
+            signal.signal(signum, old)
 
 
 def _deliver(send_id: int) -> None:
@@ -152,10 +153,14 @@ def _deliver(send_id: int) -> None:
 
         report = deliver(settings(), send_id, stop=stop, on_progress=show)
     _print_report(report)
+    resume = f"`mailer sends resume {send_id}`"
+    if report.status == SendStatus.paused and not report.paused_by_fault:  # a person asked: done as asked
+        output.echo(f"Send {send_id} paused; resume with {resume}")
+        return
     if report.status == SendStatus.paused:
-        raise SendError(f"send {send_id} is paused; fix the cause, then: mailer send --resume {send_id}")
+        raise SendError(f"send {send_id} is paused; fix the cause, then resume with {resume}")
     if report.status == SendStatus.sending and report.counts.get("queued"):
-        raise SendError(f"send {send_id} is not finished; continue with: mailer send --resume {send_id}")
+        raise SendError(f"send {send_id} is not finished; continue with {resume}")
 
 
 def _print_report(report: SendReport, bounces: dict[str, int] | None = None) -> None:
@@ -261,13 +266,24 @@ def links(send_id: int) -> None:
 @sends.command(examples=["mailer sends pause 12"])
 @send_id_argument()
 def pause(send_id: int) -> None:
-    """Pause a send; the sending process stops within seconds, after the message in flight."""
+    """Pause a send; a process sending it stops after the messages in flight (one per connection)."""
     from mailer.delivery.sends import set_status
     from mailer.store.models import SendStatus
 
     with session() as db:
         set_status(db, send_id=send_id, status=SendStatus.paused, note="paused by hand")
-    output.echo(f"Send {send_id} paused. Continue with: mailer send --resume {send_id}")
+    output.echo(f"Send {send_id} paused. Continue with: mailer sends resume {send_id}")
+
+
+@sends.command(examples=["mailer sends resume 12"])
+@send_id_argument()
+@insecure_links_option
+def resume(send_id: int, allow_insecure_links: bool) -> None:
+    """Continue a paused, stopped or interrupted send here, from where it stopped; each subscriber still gets it once."""
+    from mailer.publiclinks import require_usable_links
+
+    require_usable_links(settings(), allow_insecure_links=allow_insecure_links)
+    _deliver(send_id)
 
 
 @sends.command(examples=["mailer sends cancel 12"])

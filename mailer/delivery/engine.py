@@ -1,17 +1,30 @@
-"""The deliver loop: claim a batch, build each message, send it, commit what the server said.
+"""The deliver loop: claim a batch, build each message, send it, record what the server said.
 
-One thread (the caller's) claims batches and builds messages into a small
-queue; `smtp_connections` threads each own one connection, take messages from
-the queue, wait for the rate limiter, send, and commit the outcome before
-taking the next. Building overlaps the network waits of the senders.
+Three kinds of thread work one send in one process:
+- the caller's thread claims batches and builds messages into a small queue;
+- `smtp_connections` sending threads each own one connection to the server and one to
+  the database (both taken before the first message, so a shortage fails before anything
+  is sent). Before each message a sender checks that it may still send: no stop request
+  (Ctrl-C, SIGTERM), the send still `sending` in the database (not paused or cancelled from
+  elsewhere), its lease recently renewed. So after a stop or a pause each connection
+  carries at most the message it already had on the wire. It then waits for the rate
+  limiter, sends, and records the outcome before taking the next;
+- a clock thread, whatever the queue does: progress twice a second (`PROGRESS`), outcomes
+  to the database twice a second (`journal.FLUSH`), and every `HOUSEKEEPING` seconds the
+  lease and the claims renewed.
 
-A delivery becomes `sent` only in a commit made after the server accepted and
-before that connection carries anything else, so a crash at any point leaves
-at most one message per connection accepted but unrecorded (see docs/delivery.md).
+A delivery becomes `sent` only in a record made after the server accepted and before
+that connection carries anything else, so a crash at any point leaves at most one
+message per connection accepted but unrecorded (see docs/delivery.md).
+
+A recipient whose message cannot be built (a bug met by their data) is recorded `failed`
+with the error and the send carries on; only `BROKEN_IN_A_ROW` such failures in a row
+pause it, and those stay queued, since the fault is then not the recipients'.
 """
 
 from __future__ import annotations
 
+import logging
 import queue as queues
 import threading
 import time
@@ -20,34 +33,57 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import Connection, Engine, update
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from mailer.bounces.policy import record_refusals
 from mailer.config import Settings
-from mailer.delivery import journal, queue
+from mailer.delivery import journal, lifecycle, queue
 from mailer.delivery.dkim import DkimSigner, signer_for
-from mailer.delivery.lease import LEASE, new_owner, release_lease, renew_lease, take_lease
+from mailer.delivery.lease import LEASE, release_lease, renew_lease, take_lease
 from mailer.delivery.message import MessageBuilder, Recipient, wire_address
+from mailer.delivery.owners import new_owner
 from mailer.delivery.queue import Claimed, Outcome
 from mailer.delivery.ratelimit import HOUR, RateLimiter
 from mailer.delivery.report import Progress, SendReport, status_counts, summarise
 from mailer.delivery.sends import rendered_variants, send_tag, start
-from mailer.delivery.transport import open_transport
-from mailer.errors import ConnectionFailure, PermanentFailure, TemporaryFailure, TransportError
+from mailer.delivery.transport import Reply, open_transport, tidy
+from mailer.errors import ConnectionFailure, PermanentFailure, SendInterrupted, TemporaryFailure, TransportError
 from mailer.store.db import make_engine, new_session, require_current
 from mailer.store.models import DeliveryStatus, Send, SendKind, SendStatus, utcnow
 
+log = logging.getLogger(__name__)
+
 BACKOFF = (timedelta(minutes=5), timedelta(minutes=15), timedelta(hours=1), timedelta(hours=4), timedelta(hours=8))
 BATCH = 500
+TICK = 0.1  # seconds between the clock thread's looks at what is due
+PROGRESS = 0.2  # seconds between progress callbacks
 HOUSEKEEPING = 10.0  # seconds between lease and claim renewals
 # How long after its last renewal a run may go on sending: less than the lease (and
 # the claims), so a process held up past it (suspended, frozen VM) stops rather than
 # send what another process may have taken over meanwhile.
 TRUSTED = LEASE.total_seconds() - 2 * HOUSEKEEPING
-PROGRESS = 0.2  # seconds between progress callbacks
+BROKEN_IN_A_ROW = 10  # messages in a row that cannot be built: the fault is not the recipients'
+SPARE_CONNECTIONS = 2  # database connections beyond one per sender: the builder's, and the clock's
+# Errors of the database or the disk (a full disk is an OSError; a short journal write too):
+# the send stays `sending`, resumable, and the scheduler tries again.
+FAULTS = (DBAPIError, PoolTimeout, OSError)
 
 ProgressCallback = Callable[[Progress], object]
+
+
+def open_database(settings: Settings) -> Engine:
+    """An engine whose pool holds every connection a run of these settings takes at once."""
+    return make_engine(settings.database_url, pool_size=settings.smtp_connections + SPARE_CONNECTIONS)
+
+
+def fault_message(error: BaseException, send_id: int) -> str:
+    """One line for a database or disk error that stopped a send."""
+    reason = error.orig if isinstance(error, DBAPIError) else error
+    words = " ".join(str(reason).split("(Background on this error at")[0].split())
+    return (f"database or disk error: {words or type(reason).__name__}; "
+            f"the send stays resumable with `mailer sends resume {send_id}`")
 
 
 def deliver(settings: Settings, send_id: int, *, stop: threading.Event | None = None,
@@ -56,9 +92,10 @@ def deliver(settings: Settings, send_id: int, *, stop: threading.Event | None = 
 
     Returns when nothing is due: deferred retries may remain (the send stays
     `sending` and the report says when the next is due). Resumable at any point.
+    A database or disk error ends it with `SendInterrupted`, one line.
     """
     signer = signer_for(settings)  # a bad key is refused before anything changes
-    engine = make_engine(settings.database_url)
+    engine = open_database(settings)
     try:
         require_current(engine)
         owner = new_owner()
@@ -67,7 +104,7 @@ def deliver(settings: Settings, send_id: int, *, stop: threading.Event | None = 
             try:
                 send = start(session, send_id=send_id)
             except BaseException:
-                release_lease(session, send_id=send_id, owner=owner)
+                _quietly(release_lease, session, send_id=send_id, owner=owner)
                 raise
         try:
             journal.reconcile(engine, send_id)
@@ -75,12 +112,25 @@ def deliver(settings: Settings, send_id: int, *, stop: threading.Event | None = 
                 queue.release_dead(conn, send_id=send_id, also=previous)
             run = Run(settings, engine, send, owner, signer=signer, stop=stop, on_progress=on_progress, leased=True)
             run.run()
-        finally:
+        except BaseException:
             with new_session(engine) as session:
-                release_lease(session, send_id=send_id, owner=owner)
+                _quietly(release_lease, session, send_id=send_id, owner=owner)  # the first error is the one to tell
+            raise
+        with new_session(engine) as session:
+            release_lease(session, send_id=send_id, owner=owner)
         return run.report()
+    except FAULTS as exc:
+        raise SendInterrupted(fault_message(exc, send_id)) from exc
     finally:
         engine.dispose()
+
+
+def _quietly(action: Callable[..., object], *args: object, **kwargs: object) -> None:
+    """Clean up after an error without hiding it behind a second one (the database may be what failed)."""
+    try:
+        action(*args, **kwargs)
+    except Exception:  # logged; the first error is the one raised
+        log.debug("while stopping after an error", exc_info=True)
 
 
 _limiters: dict[tuple[str, str, float, int], RateLimiter] = {}
@@ -113,9 +163,14 @@ class Job:
     message_id: str
     data: bytes
 
+    @property
+    def key(self) -> str:
+        """The message's name for good (the outbox names its file so): its delivery."""
+        return f"{self.claimed.id:06d}"
+
 
 class Run:
-    """One process working one send until nothing is due, it is told to stop, or the server keeps failing."""
+    """One process working one send until nothing is due, it is told to stop, or faults keep coming."""
 
     def __init__(self, settings: Settings, engine: Engine, send: Send, owner: str, *, signer: DkimSigner | None,
                  stop: threading.Event | None = None, on_progress: ProgressCallback | None = None,
@@ -131,17 +186,19 @@ class Run:
         self.builder = MessageBuilder(settings, rendered_variants(send), send_id=send.id,
                                       send_tag=send_tag(settings, send), signer=signer)
         self.limiter = limiter_for(settings, engine)
-        self.recorder = journal.recorder_for(engine, send.id, owner)
+        self.recorder: journal.Recorder  # opened by `run`, once its connections are taken
         rate = min(settings.rate_per_second or BATCH, settings.rate_per_hour / HOUR if settings.rate_per_hour else BATCH)
         self.batch = max(1, min(BATCH, int(rate * 30)))  # about 30 s of sending, so skips stay fresh
         self.jobs: queues.Queue[Job | None] = queues.Queue(maxsize=2 * settings.smtp_connections)
         self.lock = threading.Lock()
         self.in_flight: set[int] = set()
         self.halted = threading.Event()
+        self.clock_stopped = threading.Event()
         self.note = ""
-        self.pause = False
+        self.pause = False  # this run pauses the send (faults in a row), as opposed to a person
         self.errors: list[BaseException] = []
         self.connection_errors = 0
+        self.broken: list[tuple[Claimed, str]] = []  # recipients whose message could not be built, in a row
         self.counts: Counter[str] = Counter()
         self.sent_now = 0
         self.timings: Counter[str] = Counter()
@@ -155,28 +212,54 @@ class Run:
     # --- the feeding thread (the caller's) ------------------------------------------------
 
     def run(self) -> None:
-        senders = [threading.Thread(target=self._send_loop, name=f"mailer-send-{n}", daemon=True)
-                   for n in range(self.settings.smtp_connections)]
+        tidy(self.settings)
+        connections = self._connections(self.settings.smtp_connections + 1)
+        try:
+            self.recorder = journal.recorder_for(self.engine, self.send_id, self.owner)
+        except BaseException:
+            for conn in connections:
+                conn.close()
+            raise
+        feeding, sending = connections[0], connections[1:]
+        senders = [threading.Thread(target=self._send_loop, args=(conn,), name=f"mailer-send-{n}", daemon=True)
+                   for n, conn in enumerate(sending)]
+        clock = threading.Thread(target=self._keep_time, name="mailer-clock", daemon=True)
+        clock.start()
         for thread in senders:
             thread.start()
         try:
-            with self.engine.connect() as conn:
-                self._feed(conn)
+            self._feed(feeding)
         except BaseException as exc:
-            self.errors.append(exc)
-            self._halt("stopped by an error")
+            self._fail(exc)
         finally:
-            self._finish(senders)
+            self._finish(senders, clock, connections)
         if self.errors:
             raise self.errors[0]
 
+    def _connections(self, count: int) -> list[Connection]:
+        """Every database connection the run needs, before anything is sent: a shortage fails here.
+
+        Senders' connections commit each statement by itself: a status read sees the latest
+        change, and an outcome recorded on PostgreSQL is one round trip.
+        """
+        taken: list[Connection] = []
+        try:
+            for n in range(count):
+                conn = self.engine.connect()
+                taken.append(conn if n == 0 else conn.execution_options(isolation_level="AUTOCOMMIT"))
+        except BaseException:
+            for conn in taken:
+                conn.close()
+            raise
+        return taken
+
     def _feed(self, conn: Connection) -> None:
         while not self.halted.is_set():
-            self._housekeeping()
             started = time.perf_counter()
             batch, skipped = queue.claim(conn, send_id=self.send_id, owner=self.owner, limit=self.batch, now=utcnow())
             self.timings["claim"] += time.perf_counter() - started
             if not batch and not skipped:
+                self._fail_broken(conn)  # a streak too short to pause for: those recipients' own
                 return
             with self.lock:
                 self.in_flight.update(claimed.id for claimed in batch)
@@ -185,35 +268,137 @@ class Run:
             for claimed in batch:
                 if self.halted.is_set():
                     return
-                started = time.perf_counter()
-                try:
-                    job = self._job(claimed)
-                except PermanentFailure as exc:  # an address we must not send to
-                    self._done(claimed, Outcome(claimed.id, DeliveryStatus.failed, str(exc), utcnow()), None)
-                    continue
-                self.timings["build"] += time.perf_counter() - started
-                self._put(job)
+                job = self._build(claimed, conn)
+                if job is not None:
+                    self._put(job)
 
-    def _job(self, claimed: Claimed) -> Job:
-        address = wire_address(claimed.email)
-        recipient = Recipient(email=address, name=claimed.name, language=claimed.language,
-                              subscriber_id=claimed.subscriber_id, delivery_id=claimed.id)
-        return Job(claimed, self.builder.envelope_sender(recipient), address, self.builder.message_id(recipient),
-                   self.builder.build(recipient))
+    def _build(self, claimed: Claimed, conn: Connection) -> Job | None:
+        """The recipient's message; None when it cannot be sent (recorded, or set aside while errors come in a row)."""
+        started = time.perf_counter()
+        try:
+            address = wire_address(claimed.email)
+            recipient = Recipient(email=address, name=claimed.name, language=claimed.language,
+                                  subscriber_id=claimed.subscriber_id, delivery_id=claimed.id)
+            job = Job(claimed, self.builder.envelope_sender(recipient), address, self.builder.message_id(recipient),
+                      self.builder.build(recipient))
+        except PermanentFailure as exc:  # an address we must not send to
+            self._done(claimed, Outcome(claimed.id, DeliveryStatus.failed, str(exc), utcnow()), None, conn)
+            return None
+        except Exception as exc:  # a bug met by this recipient's data: set aside, and carry on
+            reason = f"{type(exc).__name__}: {exc}"
+            log.warning("send %s: the message to delivery %s could not be built: %s", self.send_id, claimed.id, reason)
+            log.debug("the error behind it", exc_info=True)
+            self.broken.append((claimed, f"not sent: the message could not be built: {reason}"[:1000]))
+            if len(self.broken) >= BROKEN_IN_A_ROW:  # not the recipients: leave them queued and pause
+                self.broken.clear()
+                self._halt(f"paused after {BROKEN_IN_A_ROW} messages in a row could not be built; last: {reason}",
+                           pause=True)
+            return None
+        self._fail_broken(conn)
+        self.timings["build"] += time.perf_counter() - started
+        return job
+
+    def _fail_broken(self, conn: Connection) -> None:
+        """Record the recipients set aside as failed, with their error: the ones after them built fine."""
+        broken, self.broken = self.broken, []
+        for claimed, reason in broken:
+            self._done(claimed, Outcome(claimed.id, DeliveryStatus.failed, reason, utcnow()), None, conn)
 
     def _put(self, job: Job | None) -> None:
+        """Hand a job to the senders; an end marker (None) always goes, a job only while the run goes on."""
         while True:
             try:
-                self.jobs.put(job, timeout=PROGRESS)
+                self.jobs.put(job, timeout=TICK)
                 return
             except queues.Full:
-                self._housekeeping()
                 if job is not None and self.halted.is_set():
                     return
 
+    def _halt(self, note: str, *, pause: bool = False) -> None:
+        with self.lock:
+            if not self.halted.is_set():
+                self.note, self.pause = note, pause
+                self.halted.set()
+
+    def _fail(self, error: BaseException) -> None:
+        with self.lock:
+            self.errors.append(error)
+        what = fault_message(error, self.send_id).partition(";")[0] if isinstance(error, FAULTS) else \
+            f"an error: {type(error).__name__}: {error}"
+        self._halt(f"stopped by {what}"[:500])
+
+    def _finish(self, senders: list[threading.Thread], clock: threading.Thread, connections: list[Connection]) -> None:
+        """Let the senders finish the message in hand, then write down everything and give back every claim not sent."""
+        if self.halted.is_set():
+            while True:
+                try:
+                    self.jobs.get_nowait()
+                except queues.Empty:
+                    break
+        for _ in senders:
+            self._put(None)
+        for thread in senders:
+            thread.join()
+        self.clock_stopped.set()
+        clock.join()
+        for conn in connections:
+            _quietly(conn.close)
+        self._then(self.recorder.close)  # after a failure the journal stays for the next run
+        self._then(self._settle)
+        self._then(self._record_refusals)
+        if self.on_progress:
+            self.on_progress(self.progress())
+
+    def _then(self, step: Callable[[], object]) -> None:
+        """One step of finishing: the first error of the run is the one raised; later ones are its echoes."""
+        try:
+            step()
+        except Exception as exc:
+            if self.errors:
+                log.debug("send %s: while finishing after an error", self.send_id, exc_info=True)
+            else:
+                self._fail(exc)
+
+    def _settle(self) -> None:
+        with self.engine.connect() as conn:
+            queue.release(conn, ids=self.in_flight, owner=self.owner)
+            self._end(conn)
+            conn.commit()
+
+    def _end(self, conn: Connection) -> None:
+        """Move the send on now this run is over (it stays `sending` when nothing is said).
+
+        Only from `sending`: a pause or cancel made meanwhile by a person stands.
+        """
+        sending = (SendStatus.sending,)
+        if self.pause:
+            lifecycle.change(conn, send_id=self.send_id, to=SendStatus.paused, from_=sending, note=self.note)
+        elif self.errors and isinstance(self.errors[0], Exception):  # not Ctrl-C
+            # Database or disk trouble passes, so the send stays `sending` and the scheduler
+            # tries again; a bug fails it (retrying would only repeat it).
+            to = SendStatus.sending if isinstance(self.errors[0], FAULTS) else SendStatus.failed
+            lifecycle.change(conn, send_id=self.send_id, to=to, from_=sending, note=self.note)
+        elif not self.errors and not self.stays_open and queue.waiting(conn, send_id=self.send_id) == 0:
+            lifecycle.change(conn, send_id=self.send_id, to=SendStatus.finished, from_=sending, note="",
+                             finished_at=utcnow())
+
+    def _record_refusals(self) -> None:
+        with new_session(self.engine) as session:  # addresses refused outright stop getting mail, like bounces
+            record_refusals(session, self.settings, send_id=self.send_id)
+            session.commit()
+
+    # --- the clock thread --------------------------------------------------------------------
+
+    def _keep_time(self) -> None:
+        while not self.clock_stopped.wait(TICK):
+            try:
+                self._housekeeping()
+            except BaseException as exc:
+                self._fail(exc)
+                return
+
     def _housekeeping(self) -> None:
-        """Progress, outcomes to the database, and every few seconds: renew the lease and claims,
-        and notice a pause or cancel."""
+        """Progress and outcomes to the database twice a second; every few seconds the lease and claims renewed."""
         now = time.monotonic()
         if self.stop is not None and self.stop.is_set():
             self._halt("stopped; resume to continue")
@@ -224,10 +409,13 @@ class Run:
             self._last_flush = now
             started = time.perf_counter()
             self.recorder.flush()
-            self.timings["database"] += time.perf_counter() - started
-        if now - self._last_renewal < HOUSEKEEPING:
-            return
-        self._last_renewal = now
+            with self.lock:
+                self.timings["database"] += time.perf_counter() - started
+        if now - self._last_renewal >= HOUSEKEEPING:
+            self._last_renewal = now
+            self._renew()
+
+    def _renew(self) -> None:
         renewing = time.time()
         with new_session(self.engine) as session:
             if self.leased:
@@ -244,98 +432,72 @@ class Run:
             queue.renew(conn, ids=ids, owner=self.owner, now=utcnow())
         self.trusted_until = renewing + TRUSTED
 
-    def _halt(self, note: str, *, pause: bool = False) -> None:
-        with self.lock:
-            if not self.halted.is_set():
-                self.note, self.pause = note, pause
-                self.halted.set()
-
-    def _finish(self, senders: list[threading.Thread]) -> None:
-        """Let the senders finish the message in hand, then give back every claim not sent."""
-        if self.halted.is_set():
-            while True:
-                try:
-                    self.jobs.get_nowait()
-                except queues.Empty:
-                    break
-        for _ in senders:
-            self._put(None)
-        for thread in senders:
-            while thread.is_alive():
-                thread.join(PROGRESS)
-                self._housekeeping()
-        self.recorder.close()
-        with self.engine.connect() as conn:
-            queue.release(conn, ids=self.in_flight, owner=self.owner)
-            if ending := self._ending(conn):
-                conn.execute(update(Send).where(Send.id == self.send_id, Send.status == SendStatus.sending)
-                             .values(**ending))
-            conn.commit()
-        with new_session(self.engine) as session:  # addresses refused outright stop getting mail, like bounces
-            record_refusals(session, self.settings, send_id=self.send_id)
-            session.commit()
-        if self.on_progress:
-            self.on_progress(self.progress())
-
-    def _ending(self, conn: Connection) -> dict[str, object]:
-        """How the send's row changes now this run is over (it stays `sending` when nothing is said)."""
-        if self.pause:
-            return {"status": SendStatus.paused, "note": self.note}
-        if self.errors and isinstance(self.errors[0], Exception):  # not Ctrl-C
-            # A bug fails the send (retrying would only repeat it); database trouble passes,
-            # so the send stays `sending` and the scheduler tries again.
-            error = self.errors[0]
-            status = SendStatus.sending if isinstance(error, OperationalError) else SendStatus.failed
-            return {"status": status, "note": f"stopped by an error: {type(error).__name__}: {error}"[:500]}
-        if not self.errors and not self.stays_open and queue.waiting(conn, send_id=self.send_id) == 0:
-            return {"status": SendStatus.finished, "finished_at": utcnow(), "note": ""}
-        return {}
-
     # --- the sending threads -----------------------------------------------------------------
 
-    def _send_loop(self) -> None:
+    def _send_loop(self, conn: Connection) -> None:
         transport = open_transport(self.settings)
         timings: Counter[str] = Counter()
         try:
+            status = lifecycle.StatusReader(conn, self.send_id)
             while (job := self.jobs.get()) is not None:
-                if self.halted.is_set() or not self.limiter.acquire(self.halted):
-                    continue  # left claimed; given back at the end
-                if time.time() > self.trusted_until:
-                    self._halt("held up longer than the lease allows (suspended?); resume to continue")
-                    continue
-                started = time.perf_counter()
-                try:
-                    reply, error = transport.send(job.sender, job.address, job.data), None
-                except TransportError as exc:
-                    reply, error = str(exc), exc
+                with self.limiter.turn(self.halted) as allowed:
+                    if not allowed or not self._may_send(status):
+                        continue  # left claimed; given back at the end
+                    started = time.perf_counter()
+                    try:
+                        reply: Reply | TransportError = transport.send(job.sender, job.address, job.data, key=job.key)
+                    except TransportError as exc:
+                        reply = exc
                 sent = time.perf_counter()
-                self._done(job.claimed, self._outcome(job, reply, error), error)
+                error = reply if isinstance(reply, TransportError) else None
+                self._done(job.claimed, self._outcome(job, reply), error, conn)
                 timings["smtp"] += sent - started
                 timings["record"] += time.perf_counter() - sent
         except BaseException as exc:
-            self.errors.append(exc)
-            self._halt("stopped by an error")
+            self._fail(exc)
         finally:
             transport.close()
             with self.lock:
                 self.timings.update(timings)
 
-    def _outcome(self, job: Job, reply: str, error: TransportError | None) -> Outcome:
+    def _may_send(self, status_now: lifecycle.StatusReader) -> bool:
+        """Just before a message: no stop asked, the lease trusted, and the send still `sending` in the database.
+
+        Checked by every sender before every message, so a stop or a pause from elsewhere lets
+        at most the messages already on the wire through.
+        """
+        if self.stop is not None and self.stop.is_set():
+            self._halt("stopped; resume to continue")
+        if self.halted.is_set():
+            return False
+        if time.time() > self.trusted_until:
+            self._halt("held up longer than the lease allows (suspended?); resume to continue")
+            return False
+        status = status_now()
+        if status != SendStatus.sending:
+            self._halt(f"send was {status} meanwhile")
+            return False
+        return True
+
+    def _outcome(self, job: Job, reply: Reply | TransportError) -> Outcome:
         now = utcnow()
         claimed = job.claimed
-        if error is None:
-            return Outcome(claimed.id, DeliveryStatus.sent, reply, now, email=job.address, message_id=job.message_id)
-        if not isinstance(error, TemporaryFailure):
-            return Outcome(claimed.id, DeliveryStatus.failed, reply, now)
+        if isinstance(reply, Reply):
+            return Outcome(claimed.id, DeliveryStatus.sent, str(reply), now, code=reply.code, email=job.address,
+                           message_id=job.message_id)
+        words, code = str(reply), reply.code
+        if not isinstance(reply, TemporaryFailure):
+            return Outcome(claimed.id, DeliveryStatus.failed, words, now, code=code)
         attempts = claimed.attempts + 1
         retry_at = now + BACKOFF[min(attempts, len(BACKOFF)) - 1]
         deadline = (claimed.first_attempt_at or now) + timedelta(hours=self.settings.retry_deadline_hours)
         if retry_at > deadline:
-            return Outcome(claimed.id, DeliveryStatus.failed, f"gave up after {attempts} attempts: {reply}", now)
-        return Outcome(claimed.id, DeliveryStatus.deferred, reply, now, next_attempt_at=retry_at)
+            return Outcome(claimed.id, DeliveryStatus.failed, f"gave up after {attempts} attempts: {words}", now,
+                           code=code)
+        return Outcome(claimed.id, DeliveryStatus.deferred, words, now, code=code, next_attempt_at=retry_at)
 
-    def _done(self, claimed: Claimed, outcome: Outcome, error: TransportError | None) -> None:
-        self.recorder.record(outcome)
+    def _done(self, claimed: Claimed, outcome: Outcome, error: TransportError | None, conn: Connection) -> None:
+        self.recorder.record(outcome, conn)
         with self.lock:
             self.in_flight.discard(claimed.id)
             self._count(claimed, outcome.status)
@@ -363,7 +525,7 @@ class Run:
             report = summarise(session, send_id=self.send_id)
         report.sent_now, report.elapsed = self.sent_now, time.monotonic() - self.started
         report.timings = dict(self.timings)
+        report.paused_by_fault = self.pause
         if self.note and not report.note:
             report.note = self.note
         return report
-

@@ -7,10 +7,13 @@ Two recorders behind one interface, chosen by the database:
   SIGKILL because it is in the kernel's page cache), and outcomes reach the
   database in batches twice a second. A run that starts on a send first folds
   any journal left by a dead run into the database. Measured: a commit per
-  message cost 70-300 microseconds and halved throughput.
-- PostgreSQL: `CommitRecorder`. One commit per message. Workers on several
-  machines share a send, so nothing may live only on one machine's disk; the
-  round trip is paid per connection, and more workers buy it back.
+  message cost 70-300 microseconds and halved throughput. A write the disk
+  cuts short (full) is taken back and raises `JournalError`, so the sending
+  thread stops before its next message.
+- PostgreSQL: `CommitRecorder`. One commit per message, on the sending thread's
+  own connection. Workers on several machines share a send, so nothing may live
+  only on one machine's disk; the round trip is paid per connection, and more
+  workers buy it back.
 """
 
 from __future__ import annotations
@@ -31,9 +34,14 @@ from mailer.store.models import Delivery, DeliveryStatus
 FLUSH = 0.5  # seconds between batched database writes (and journal fsyncs)
 
 
+class JournalError(OSError):
+    """An acceptance could not be written to the journal (the disk is full or failing)."""
+
+
 class Recorder(Protocol):
-    def record(self, outcome: Outcome) -> None:
-        """Called by a sending thread as soon as the server answered; on return a `sent` outcome survives a crash."""
+    def record(self, outcome: Outcome, conn: Connection) -> None:
+        """Called by a sending thread, on its own connection, as soon as the server answered;
+        on return a `sent` outcome survives a crash. Raises when it cannot promise that."""
         ...
 
     def flush(self) -> None:
@@ -45,7 +53,7 @@ class Recorder(Protocol):
 
 def recorder_for(engine: Engine, send_id: int, owner: str) -> Recorder:
     folder = journal_folder(engine)
-    return JournalRecorder(engine, folder / f"send-{send_id}-{owner}.log") if folder else CommitRecorder(engine)
+    return JournalRecorder(engine, folder / f"send-{send_id}-{owner}.log") if folder else CommitRecorder()
 
 
 def journal_folder(engine: Engine) -> Path | None:
@@ -59,26 +67,14 @@ def journal_folder(engine: Engine) -> Path | None:
 class CommitRecorder:
     """Commits each outcome on the sending thread's own connection."""
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self.local = threading.local()
-        self.connections: list[Connection] = []
-        self.lock = threading.Lock()
-
-    def record(self, outcome: Outcome) -> None:
-        conn = getattr(self.local, "conn", None)
-        if conn is None:
-            conn = self.local.conn = self.engine.connect()
-            with self.lock:
-                self.connections.append(conn)
+    def record(self, outcome: Outcome, conn: Connection) -> None:
         queue.record(conn, outcome)
 
     def flush(self) -> None:
         """Nothing waits: every outcome is committed when recorded."""
 
     def close(self) -> None:
-        for conn in self.connections:
-            conn.close()
+        """Nothing held."""
 
 
 class JournalRecorder:
@@ -92,19 +88,32 @@ class JournalRecorder:
         self.lock = threading.Lock()
         self.pending: list[Outcome] = []
 
-    def record(self, outcome: Outcome) -> None:
-        if outcome.status is DeliveryStatus.sent:
-            os.write(self.fd, journal_line(outcome))  # one write() with O_APPEND: whole lines, even across threads
+    def record(self, outcome: Outcome, conn: Connection) -> None:
         with self.lock:
-            self.pending.append(outcome)
+            self.pending.append(outcome)  # kept for the database even when the journal fails
+            if outcome.status is DeliveryStatus.sent:
+                self._append(journal_line(outcome))
+
+    def _append(self, line: bytes) -> None:
+        """One whole line or nothing (the lock is held, so no other thread writes meanwhile)."""
+        size = os.fstat(self.fd).st_size
+        try:
+            written = os.write(self.fd, line)
+        except OSError as exc:
+            os.ftruncate(self.fd, size)
+            raise JournalError(exc.errno, f"cannot write the send journal {self.path}: {exc.strerror}") from exc
+        if written != len(line):  # a full disk takes part of it: take that back
+            os.ftruncate(self.fd, size)
+            raise JournalError(f"cannot write the send journal {self.path}: the disk took {written} of "
+                               f"{len(line)} bytes (full?)")
 
     def flush(self) -> None:
         with self.lock:
             outcomes, self.pending = self.pending, []
         if not outcomes:
             return
-        os.fsync(self.fd)  # a power loss costs at most the last half second
         try:
+            os.fsync(self.fd)  # a power loss costs at most the last half second
             with self.engine.connect() as conn:
                 queue.record_many(conn, outcomes)
         except BaseException:
@@ -113,34 +122,48 @@ class JournalRecorder:
             raise
 
     def close(self) -> None:
-        """Flush, make the database durable, then drop the journal it no longer needs."""
-        self.flush()
-        os.close(self.fd)
-        with self.engine.connect() as conn:
-            conn.execute(text("PRAGMA wal_checkpoint(FULL)"))
+        """Flush, make the database durable, then drop the journal it no longer needs.
+
+        When that fails the journal stays, and the next run on the send folds it in.
+        """
+        try:
+            self.flush()
+            with self.engine.connect() as conn:
+                conn.execute(text("PRAGMA wal_checkpoint(FULL)"))
+        finally:
+            os.close(self.fd)
         self.path.unlink(missing_ok=True)
 
 
 def journal_line(outcome: Outcome) -> bytes:
+    """`id, time, address, Message-ID, reply code, reply`, tab-separated."""
     reply = " ".join(outcome.reply.split())
-    return (f"{outcome.delivery_id}\t{outcome.at.isoformat()}\t{outcome.email}\t{outcome.message_id}\t{reply}\n"
-            .encode())
+    code = "" if outcome.code is None else str(outcome.code)
+    return (f"{outcome.delivery_id}\t{outcome.at.isoformat()}\t{outcome.email}\t{outcome.message_id}\t{code}\t"
+            f"{reply}\n").encode()
 
 
 def read_journal(path: Path) -> Iterator[dict[str, object]]:
-    """The acceptances in a journal; a torn last line (the process died mid-write) is ignored."""
+    """The acceptances in a journal; a torn last line (the process died mid-write) is ignored.
+
+    Lines of five fields (no reply code) were written before the code had a column.
+    """
     for line in path.read_bytes().decode("utf-8", "replace").split("\n"):
         fields = line.split("\t")
-        if len(fields) != 5 or not fields[0].isdigit():
+        if len(fields) == 5:
+            fields.insert(4, fields[4][:3])
+        if len(fields) != 6 or not fields[0].isdigit():
             continue
         yield {"delivery_id": int(fields[0]), "at": datetime.fromisoformat(fields[1]), "email": fields[2],
-               "message_id": fields[3], "reply": fields[4]}
+               "message_id": fields[3], "code": int(fields[4]) if fields[4].isdigit() else None,
+               "reply": fields[5]}
 
 
 _RECONCILE = (
     update(Delivery).where(Delivery.id == bindparam("delivery_id"), Delivery.status != DeliveryStatus.sent)
     .values(status=DeliveryStatus.sent, sent_at=bindparam("at"), email=bindparam("email"),
-            message_id=bindparam("message_id"), reply=bindparam("reply"), attempts=Delivery.attempts + 1,
+            message_id=bindparam("message_id"), reply=bindparam("reply"), reply_code=bindparam("code"),
+            attempts=Delivery.attempts + 1,
             first_attempt_at=func.coalesce(Delivery.first_attempt_at, bindparam("at")), next_attempt_at=None,
             claimed_by="")
 )

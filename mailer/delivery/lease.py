@@ -1,45 +1,26 @@
-"""Who is sending: process identities, and the lease that gives one process a send.
+"""The lease that gives one process a send.
 
-An owner id is `host:pid:random`. A lease (Send.lease_owner, lease_expires_at)
-is renewed while its process runs; it lapses when not renewed, and at once when
-its owner is a process on this machine that no longer exists, so a send killed
-with SIGKILL resumes immediately rather than a minute later.
+A lease (Send.lease_owner, lease_expires_at) names its owner (`owners.new_owner`) and
+is renewed while its process runs; it lapses when not renewed, and at once when its
+owner is certainly dead (a process of this kernel and PID namespace that has ended),
+so a send killed with SIGKILL resumes immediately rather than a minute later. A
+process in another container or on another machine is never judged dead: its lease
+runs out instead.
 """
 
 from __future__ import annotations
 
-import os
-import secrets
-import socket
 from datetime import datetime, timedelta
 
 from sqlalchemy import update
 from sqlmodel import Session
 
+from mailer.delivery.owners import owner_is_dead
 from mailer.delivery.sends import get_send
 from mailer.errors import SendError
 from mailer.store.models import Send, utcnow
 
 LEASE = timedelta(seconds=60)
-
-
-def new_owner() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
-
-
-def owner_is_dead(owner: str) -> bool:
-    """True when `owner` was a process on this machine that has ended (owners elsewhere: unknown, False)."""
-    host, _, rest = owner.partition(":")
-    pid = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:  # exists, under another user
-        return False
-    return False
 
 
 def take_lease(session: Session, *, send_id: int, owner: str, now: datetime | None = None) -> str:

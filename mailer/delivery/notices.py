@@ -62,6 +62,6 @@ def send_notice(settings: Settings, *, to: str, subject: str, text: str, html: s
     address = message["To"].addresses[0].addr_spec
     transport = open_transport(settings)
     try:
-        return transport.send(settings.return_path or settings.sender_address, address, data)
+        return str(transport.send(settings.return_path or settings.sender_address, address, data))
     finally:
         transport.close()

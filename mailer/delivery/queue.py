@@ -7,8 +7,8 @@ in the hands of a process that died becomes claimable again when its claim
 lapses. On PostgreSQL the claim skips rows locked by another worker's claim
 (`FOR UPDATE SKIP LOCKED`); SQLite has one writer, so its claims are serial anyway.
 
-Each outcome is committed on its own, before the next message goes out on that
-connection: that is what makes a send exactly once across crashes.
+Each outcome is recorded before the next message goes out on that connection (see
+`journal`): that is what makes a send exactly once across crashes.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, Connection, and_, bindparam, func, or_, select, update
 
-from mailer.delivery.lease import owner_is_dead
+from mailer.delivery.owners import owner_is_dead
 from mailer.store.models import Delivery, DeliveryStatus, Subscriber, SubscriberStatus
 
 CLAIM = timedelta(minutes=2)
@@ -48,6 +48,7 @@ class Outcome:
     status: DeliveryStatus
     reply: str
     at: datetime
+    code: int | None = None  # the server's reply code, when it answered
     email: str = ""
     message_id: str = ""
     next_attempt_at: datetime | None = None
@@ -95,7 +96,8 @@ def claim(conn: Connection, *, send_id: int, owner: str, limit: int,
 
 _RECORD = (
     update(Delivery).where(Delivery.id == bindparam("delivery_id"))
-    .values(status=bindparam("status"), reply=bindparam("reply"), attempts=Delivery.attempts + 1,
+    .values(status=bindparam("status"), reply=bindparam("reply"), reply_code=bindparam("code"),
+            attempts=Delivery.attempts + 1,
             first_attempt_at=func.coalesce(Delivery.first_attempt_at, bindparam("at")),
             next_attempt_at=bindparam("next_attempt_at"), claimed_by="")
 )
@@ -105,7 +107,7 @@ _RECORD_SENT = _RECORD.values(sent_at=bindparam("at"), email=bindparam("email"),
 def _params(outcome: Outcome) -> dict[str, object]:
     params: dict[str, object] = {
         "delivery_id": outcome.delivery_id, "status": outcome.status.value, "reply": outcome.reply[:1000],
-        "at": outcome.at, "next_attempt_at": outcome.next_attempt_at}
+        "code": outcome.code, "at": outcome.at, "next_attempt_at": outcome.next_attempt_at}
     if outcome.status is DeliveryStatus.sent:
         params.update(email=outcome.email, message_id=outcome.message_id)
     return params

@@ -52,6 +52,7 @@ class SendReport:
     sent_now: int = 0
     elapsed: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)  # seconds spent per stage, this run
+    paused_by_fault: bool = False  # this run paused the send (faults in a row), not a person
 
     @property
     def total(self) -> int:

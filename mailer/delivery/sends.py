@@ -20,17 +20,15 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import exists, func, insert, literal, select, update
+from sqlalchemy import exists, func, insert, literal, select
 from sqlmodel import Session
 
 from mailer.config import Settings
 from mailer.content import RENDER_LANGUAGES, Issue, Rendered, load_issue, render_issue
+from mailer.delivery import lifecycle
 from mailer.errors import NotFound, SendError
 from mailer.store.models import Delivery, DeliveryStatus, Send, SendKind, SendStatus, Subscriber, Topic, utcnow
 from mailer.store.subscribers import audience_query
-
-STARTABLE = (SendStatus.draft, SendStatus.scheduled, SendStatus.missed, SendStatus.sending, SendStatus.paused,
-             SendStatus.failed)
 
 
 def create_send(session: Session, *, settings: Settings, issue_path: Path | str, topics: Sequence[str] = (),
@@ -173,37 +171,29 @@ def enqueue(session: Session, *, send_id: int, subscriber_ids: Sequence[int] | N
 def start(session: Session, *, send_id: int) -> Send:
     """Mark a send `sending`, taking its audience the first time. Refuses finished and cancelled sends."""
     send = get_send(session, send_id=send_id)
-    if send.status not in STARTABLE:
-        raise SendError(f"send {send_id} is {send.status}; it cannot be sent")
+    session.refresh(send)
+    lifecycle.check(send_id, send.status, SendStatus.sending)
+    values = {}
     if send.started_at is None:
         enqueue(session, send_id=send_id)
-        send.started_at = utcnow()
-    send.status, send.note = SendStatus.sending, ""
-    session.add(send)
+        values["started_at"] = utcnow()
+    lifecycle.move(session, send_id=send_id, to=SendStatus.sending, note="", **values)
     session.commit()
+    session.refresh(send)
     return send
 
 
 def set_status(session: Session, *, send_id: int, status: SendStatus, note: str = "") -> Send:
-    """Pause or cancel a send; a process sending it notices within seconds and stops after the message in flight.
+    """Move a send along `lifecycle.MOVES` (pause, cancel, ...), and commit.
 
-    `finished` is for closing a replaced welcome send whose queue is empty (`delivery.welcome`).
+    A process sending it checks the status before each message, so at most the messages
+    in flight go out after this returns. `finished` is for closing a replaced welcome send
+    whose queue is empty (`delivery.welcome`).
     """
-    send = get_send(session, send_id=send_id)
-    allowed = {
-        SendStatus.paused: (SendStatus.sending,),
-        SendStatus.cancelled: (SendStatus.draft, SendStatus.scheduled, SendStatus.missed, SendStatus.sending,
-                               SendStatus.paused, SendStatus.failed),
-        SendStatus.finished: (SendStatus.sending,),
-    }[status]
-    if send.status not in allowed:
-        raise SendError(f"send {send_id} is {send.status}; it cannot be {status}")
     finished = {"finished_at": utcnow()} if status == SendStatus.finished else {}
-    changed = session.execute(update(Send).where(Send.id == send_id, Send.status == send.status)
-                              .values(status=status, note=note, **finished)).rowcount
+    lifecycle.move(session, send_id=send_id, to=status, note=note, **finished)
     session.commit()
-    if not changed:
-        raise SendError(f"send {send_id} changed status meanwhile; try again")
+    send = get_send(session, send_id=send_id)
     session.refresh(send)
     return send
 

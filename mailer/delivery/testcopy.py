@@ -42,7 +42,8 @@ def send_test_copies(session: Session, *, settings: Settings, issue_path: Path |
                     language=language or (str(subscriber.language) if subscriber else builder.default.language),
                     subscriber_id=subscriber.id if subscriber else None,
                 )
-                reply = transport.send(builder.envelope_sender(recipient), recipient.email, builder.build(recipient))
+                reply = str(transport.send(builder.envelope_sender(recipient), recipient.email,
+                                             builder.build(recipient)))
             except TransportError as exc:
                 reply = f"not sent: {exc}"
             results.append((address, reply))

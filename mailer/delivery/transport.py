@@ -1,30 +1,49 @@
 """Transports: how finished message bytes leave the process.
 
-The engine needs only `send(sender, recipient, message) -> reply` and `close()`
-(the `Transport` protocol); SMTP and the outbox folder are the two adapters.
-Every refusal comes back as a `TransportError` subclass, sorted the way RFC 5321
-asks: 4xx and 552 are temporary, other 5xx permanent, and anything that breaks
-the connection (421, timeouts, drops) is a `ConnectionFailure`.
+The engine needs only `send(sender, recipient, message, key=...) -> Reply` and
+`close()` (the `Transport` protocol); SMTP and the outbox folder are the two adapters.
+Both report an acceptance as a `Reply` with its SMTP code, and every refusal as a
+`TransportError` subclass carrying its code, sorted the way RFC 5321 asks: 4xx and
+552 are temporary, other 5xx permanent, and anything that breaks the connection
+(421, timeouts, drops, an outbox that cannot be written) is a `ConnectionFailure`.
 """
 
 from __future__ import annotations
 
-import itertools
 import os
+import secrets
 import smtplib
 import socket
 import ssl
 import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
 from mailer.config import Settings
+from mailer.delivery.owners import owner_is_dead, this_process
 from mailer.errors import ConnectionFailure, PermanentFailure, TemporaryFailure, TransportError
 
 
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A server's acceptance: its code (250) and words."""
+
+    code: int
+    text: str
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.text}"
+
+
 class Transport(Protocol):
-    def send(self, sender: str, recipient: str, message: bytes) -> str:
-        """Hand over one message for one recipient; return the server's acceptance reply."""
+    def send(self, sender: str, recipient: str, message: bytes, *, key: str | None = None) -> Reply:
+        """Hand over one message for one recipient; return the server's acceptance.
+
+        `key` names the message for good (a delivery): a transport that stores messages
+        replaces an earlier copy with the same key instead of adding a second one.
+        """
         ...
 
     def close(self) -> None: ...
@@ -42,6 +61,12 @@ def open_transport(settings: Settings) -> Transport:
         password=settings.smtp_password,
         timeout=settings.smtp_timeout,
     )
+
+
+def tidy(settings: Settings) -> None:
+    """Before a run: remove what killed runs left behind (the outbox's temporary files)."""
+    if not settings.smtp_host and Path(settings.outbox_dir).is_dir():
+        OutboxTransport(Path(settings.outbox_dir)).remove_stale()
 
 
 def refusal(code: int, reply: bytes | str, recipient: str | None = None) -> TransportError:
@@ -104,7 +129,7 @@ class SMTPTransport:
             raise
         return client
 
-    def send(self, sender: str, recipient: str, message: bytes) -> str:
+    def send(self, sender: str, recipient: str, message: bytes, *, key: str | None = None) -> Reply:
         try:
             if self._client is None:
                 self._client = self._connect()
@@ -115,7 +140,7 @@ class SMTPTransport:
                 code, reply = self._stepwise(client, sender, recipient, message)
             if code != 250:
                 raise refusal(code, reply, recipient)
-            return f"{code} {reply.decode('utf-8', 'replace')}"
+            return Reply(code, reply.decode("utf-8", "replace"))
         except TransportError as exc:
             self._recover(exc)
             raise
@@ -201,42 +226,52 @@ class SMTPTransport:
             client.close()
 
 
-class OutboxTransport:
-    """Writes each message as `NNNNNN.eml` into a folder, the way a receiving server stores it.
+TEMPORARY = ".tmp."
 
-    A file appears complete or not at all (written under a temporary name, then
-    linked into place, which also keeps two writers from taking one number).
+
+class OutboxTransport:
+    """Writes each message into a folder, the way a receiving server stores it.
+
+    A delivery's message is `<delivery id>.eml` (six digits or more), so sending it again
+    after a crash replaces the file instead of adding a copy: the outbox holds each
+    delivery once. Other messages (notices) get a name of their own, in the order written. A file appears
+    complete or not at all: it is written under a temporary name that names this process
+    (`.tmp.<process>.<thread>`) and renamed into place. `remove_stale` deletes the
+    temporary files of processes that have ended (killed mid-write).
     `Return-Path` and `Delivered-To` record the envelope, as a mailbox would.
     """
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        self._numbers: itertools.count | None = None
 
-    def _next_name(self) -> Path:
-        if self._numbers is None:
-            taken = [int(p.stem) for p in self.folder.glob("*.eml") if p.stem.isdigit()]
-            self._numbers = itertools.count(max(taken, default=0) + 1)
-        return self.folder / f"{next(self._numbers):06d}.eml"
-
-    def send(self, sender: str, recipient: str, message: bytes) -> str:
+    def send(self, sender: str, recipient: str, message: bytes, *, key: str | None = None) -> Reply:
+        name = f"{key}.eml" if key else f"notice-{datetime.now(UTC):%Y%m%d-%H%M%S-%f}-{secrets.token_hex(2)}.eml"
         envelope = f"Return-Path: <{sender}>\r\nDelivered-To: {recipient}\r\n".encode()
-        temporary = self.folder / f".tmp-{os.getpid()}-{threading.get_ident()}"
+        temporary = self.folder / f"{TEMPORARY}{this_process()}.{threading.get_ident()}"
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             temporary.write_bytes(envelope + message)
-            while True:
-                name = self._next_name()
-                try:
-                    os.link(temporary, name)
-                    break
-                except FileExistsError:  # another writer took that number
-                    continue
+            os.replace(temporary, self.folder / name)
         except OSError as exc:
+            _discard(temporary)
             raise ConnectionFailure(f"cannot write to outbox {self.folder}: {exc}", recipient=recipient) from None
-        finally:
-            temporary.unlink(missing_ok=True)
-        return f"written to {name}"
+        return Reply(250, f"written to {self.folder / name}")
+
+    def remove_stale(self) -> int:
+        """Delete the temporary files of processes that have ended; returns how many."""
+        stale = [path for path in self.folder.glob(f"{TEMPORARY}*")
+                 if owner_is_dead(path.name.removeprefix(TEMPORARY).rpartition(".")[0])]
+        for path in stale:
+            _discard(path)
+        return len(stale)
 
     def close(self) -> None:
         """Nothing to close: each message is its own file."""
+
+
+def _discard(path: Path) -> None:
+    """Remove a file if it is there; a failure to (the folder went away) must not hide why we got here."""
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:
+        pass

@@ -20,11 +20,11 @@ from sqlmodel import Session
 from mailer.config import Settings
 from mailer.delivery import queue
 from mailer.delivery.dkim import signer_for
-from mailer.delivery.engine import Run
-from mailer.delivery.lease import new_owner
+from mailer.delivery.engine import FAULTS, Run, fault_message, open_database
+from mailer.delivery.owners import new_owner
 from mailer.delivery.report import SendReport
-from mailer.errors import SendError
-from mailer.store.db import make_engine, new_session, require_current
+from mailer.errors import SendError, SendInterrupted
+from mailer.store.db import new_session, require_current
 from mailer.store.models import Delivery, Send, SendStatus, utcnow
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ def run_worker(settings: Settings, *, send_id: int | None = None, once: bool = F
                stop: threading.Event | None = None, on_report: Callable[[SendReport], object] | None = None) -> int:
     """Work on sending sends until stopped (or, with `once`, until nothing is due); returns messages sent."""
     signer = signer_for(settings)
-    engine = make_engine(settings.database_url)
+    engine = open_database(settings)
     if engine.dialect.name != "postgresql":
         engine.dispose()
         raise SendError("`mailer worker` needs PostgreSQL; with SQLite one process sends (`mailer send`, `mailer run`)")
@@ -55,7 +55,10 @@ def run_worker(settings: Settings, *, send_id: int | None = None, once: bool = F
                 with engine.connect() as conn:
                     queue.release_dead(conn, send_id=due_id)
                 run = Run(settings, engine, send, owner, signer=signer, stop=stop)
-                run.run()
+                try:
+                    run.run()
+                except FAULTS as exc:
+                    raise SendInterrupted(fault_message(exc, due_id)) from exc
                 sent += run.sent_now
                 report = run.report()
                 log.info("%s (worker %s)", report, owner)

@@ -2,19 +2,21 @@
 
 This is a courtesy, not the guard: the delivery engine's per-send lease is what keeps
 two processes from sending one send. The lease is a row renewed while the runner lives;
-a runner that dies stops renewing it, and after `LEASE_SECONDS` another may take over.
+a runner that dies stops renewing it, and after `LEASE_SECONDS` another may take over,
+or at once when the holder is certainly dead (a process of this kernel and PID namespace
+that has ended, judged as for a send's lease by `mailer.delivery.owners`): so a runner
+killed with SIGKILL is replaced by the service manager's first restart.
 """
 
 from __future__ import annotations
 
-import os
-import socket
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from mailer.delivery.owners import new_owner, owner_is_dead
 from mailer.errors import ScheduleError
 from mailer.store.models import RunnerLease
 
@@ -23,8 +25,8 @@ LEASE_SECONDS = 60.0  # renewed every LEASE_SECONDS / 3
 
 
 def default_owner() -> str:
-    """`host:pid`, what an operator needs to find the other runner."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """Starts `host:pid` (what an operator needs to find the other runner), then who exactly it is."""
+    return new_owner()
 
 
 def acquire(session: Session, *, owner: str, now: datetime) -> None:
@@ -38,6 +40,8 @@ def acquire(session: Session, *, owner: str, now: datetime) -> None:
     except IntegrityError:  # the row exists: someone else holds it, or just took it
         session.rollback()
     holder = session.get(RunnerLease, NAME, populate_existing=True)
+    if holder is not None and owner_is_dead(holder.owner) and _claim(session, owner=owner, now=now, dead=holder.owner):
+        return
     if holder is None or not _claim(session, owner=owner, now=now):
         since = f" since {holder.acquired_at:%Y-%m-%d %H:%M:%S} UTC" if holder else ""
         who = holder.owner if holder else "another process"
@@ -63,9 +67,12 @@ def holder(session: Session, *, now: datetime) -> RunnerLease | None:
     return lease if lease and lease.expires_at > now else None
 
 
-def _claim(session: Session, *, owner: str, now: datetime, only_mine: bool = False) -> bool:
-    """One conditional UPDATE, so two runners racing cannot both win."""
-    free = RunnerLease.owner == owner if only_mine else or_(RunnerLease.owner == owner, RunnerLease.expires_at <= now)
+def _claim(session: Session, *, owner: str, now: datetime, only_mine: bool = False, dead: str = "") -> bool:
+    """One conditional UPDATE, so two runners racing cannot both win. `dead`: a holder known to have ended."""
+    if only_mine:
+        free = RunnerLease.owner == owner
+    else:
+        free = or_(RunnerLease.owner == owner, RunnerLease.expires_at <= now, *([RunnerLease.owner == dead] if dead else []))
     values: dict[str, object] = {"owner": owner, "expires_at": _expiry(now)}
     if not only_mine:
         values["acquired_at"] = now

@@ -31,13 +31,14 @@ from typing import Any
 
 from apscheduler.events import EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.schedulers.background import BackgroundScheduler
-from sqlalchemy import Engine, exists, or_, select, update
+from sqlalchemy import Engine, exists, or_, select
 from sqlmodel import Session
 
 from mailer.bounces import process_mailbox
 from mailer.config import Settings
+from mailer.delivery import lifecycle
 from mailer.delivery.engine import deliver
-from mailer.delivery.lease import owner_is_dead
+from mailer.delivery.owners import owner_is_dead
 from mailer.delivery.sends import audience_of, audience_size
 from mailer.errors import MailerError, ScheduleError
 from mailer.schedule import lease, rules
@@ -126,13 +127,10 @@ class Runner:
     def _mark_missed(self, session: Session, send: Send, *, due: datetime, now: datetime) -> None:
         note = (f"missed: due {Moment(due, self.tz).short}, the runner came {lateness(now - due)} late "
                 f"(grace {self.settings.schedule_grace_hours:g} h)")
-        result = session.execute(
-            update(Send)
-            .where(Send.id == send.id, Send.status == SendStatus.scheduled, Send.scheduled_at == due)
-            .values(status=SendStatus.missed, note=note)
-        )
+        marked = lifecycle.change(session, send_id=send.id, to=SendStatus.missed, from_=(SendStatus.scheduled,),
+                                  note=note, when=(Send.scheduled_at == due,))
         session.commit()
-        if result.rowcount:
+        if marked:
             log.warning("send %s (%s) %s; not sending it. To send it after all: mailer schedule move %s --at ...",
                         send.id, send.title, note, send.id)
 

@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import update
 from sqlmodel import Session, select
 
 from mailer.config import Settings
+from mailer.delivery import lifecycle
 from mailer.delivery.once import check_repeat
 from mailer.delivery.sends import create_send, refresh_content, set_status
 from mailer.errors import NotFound, SendError
@@ -48,7 +48,7 @@ def move_send(session: Session, *, settings: Settings, send_id: int, when: datet
     """Give a scheduled (or missed) send a new time."""
     send = _changeable(session, send_id, "moved")
     at = resolve(when, zone(tz or settings.timezone), now=now or utcnow())
-    _change(session, send, scheduled_at=at.utc, status=SendStatus.scheduled, note="")
+    _reschedule(session, send, at.utc)
     return at
 
 
@@ -90,12 +90,11 @@ def _changeable(session: Session, send_id: int, verb: str) -> Send:
     return send
 
 
-def _change(session: Session, send: Send, **values: object) -> None:
-    """Change a send only if the runner has not started it meanwhile."""
-    result = session.execute(
-        update(Send).where(Send.id == send.id, Send.status == send.status, Send.scheduled_at == send.scheduled_at).values(**values)
-    )
+def _reschedule(session: Session, send: Send, at: datetime) -> None:
+    """Give a send a new time, only if the runner has not started it (nor anyone moved it) meanwhile."""
+    moved = lifecycle.change(session, send_id=send.id, to=SendStatus.scheduled, from_=(send.status,), note="",
+                             when=(Send.scheduled_at == send.scheduled_at,), scheduled_at=at)
     session.commit()
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if not moved:
         raise SendError(f"send {send.id} changed meanwhile (the runner may have started it); see `mailer schedule list`")
     session.refresh(send)

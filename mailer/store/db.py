@@ -17,7 +17,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, event, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlmodel import Session, SQLModel, create_engine
 
@@ -29,15 +29,21 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 FOREIGN_TABLES = {"apscheduler_jobs"}
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for `url`, with SQLite set up for one writer and many readers."""
+def make_engine(url: str, *, pool_size: int = 5) -> Engine:
+    """An engine for `url`, with SQLite set up for one writer and many readers.
+
+    `pool_size`: connections the pool keeps for use at once (a send holds one per SMTP
+    connection, and more: `mailer.delivery.engine.open_database`), with ten more on demand.
+    """
     try:
         if url.startswith("sqlite"):
-            engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+            in_memory = make_url(url).database in (None, "", ":memory:")  # one shared connection, no pool to size
+            engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
+                                   **({} if in_memory else {"pool_size": pool_size}))
             _create_private(engine.url.database)
             event.listen(engine, "connect", _sqlite_pragmas)
             return engine
-        return create_engine(url, pool_pre_ping=True)
+        return create_engine(url, pool_pre_ping=True, pool_size=pool_size)
     except (ArgumentError, ImportError) as exc:  # not a URL, or a database whose driver is not installed
         raise ConfigError(
             f"database_url: cannot use it ({exc}); write sqlite:///mailer.db or postgresql+psycopg://user@host/name"
@@ -107,8 +113,18 @@ def current_revision(engine: Engine) -> str | None:
 def upgrade(engine: Engine) -> None:
     """Apply every migration the database has not had yet (creating the SQLite file if missing)."""
     _refuse_newer(current_revision(engine))
-    with engine.begin() as connection:
-        command.upgrade(_config(connection), "head")
+    with engine.connect() as connection:
+        sqlite = engine.dialect.name == "sqlite"
+        if sqlite:  # a batch migration rebuilds a table and drops the old one: that must not cascade
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")  # (only takes effect outside a transaction)
+            connection.commit()
+        try:
+            with connection.begin():
+                command.upgrade(_config(connection), "head")
+        finally:
+            if sqlite:
+                connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+                connection.commit()
 
 
 def require_current(engine: Engine) -> None:

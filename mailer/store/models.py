@@ -215,6 +215,7 @@ class Delivery(SQLModel, table=True):
     first_attempt_at: NaiveDatetime | None = None
     sent_at: NaiveDatetime | None = None
     reply: str = Field(default="", max_length=1000)
+    reply_code: int | None = None  # the server's SMTP code (250, 451, 550...); None when there was no reply
     message_id: str = Field(default="", max_length=255, index=True)  # a bounce carrying it is about this delivery
     claimed_by: str = Field(default="", max_length=128)
 

@@ -28,9 +28,9 @@ def settings(settings) -> Iterator:
 def test_two_processes_recording_the_same_refusals_at_once_count_each_once(settings, engine, mailing):
     with new_session(engine) as session:
         session.execute(update(Delivery).where(Delivery.id == 4)
-                        .values(status=DeliveryStatus.failed, reply="452 4.2.2 Mailbox full"))  # not a refusal
+                        .values(status=DeliveryStatus.failed, reply="452 4.2.2 Mailbox full", reply_code=452))  # not a refusal
         session.execute(update(Delivery).where(Delivery.id.in_([1, 2]))  # type: ignore[attr-defined]
-                        .values(status=DeliveryStatus.failed, reply="554 5.7.1 Message rejected as spam"))
+                        .values(status=DeliveryStatus.failed, reply="554 5.7.1 Message rejected as spam", reply_code=554))
         session.commit()
     first, second = new_session(engine), new_session(engine)
     reports = []

@@ -4,6 +4,8 @@ by the few tests that use `create_send` with a real issue file), recipients, and
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -61,3 +63,9 @@ def env_for(settings) -> dict[str, str]:  # type: ignore[no-untyped-def]
     values = settings.model_dump(exclude_defaults=True)
     return {f"MAILER_{key.upper()}": value if isinstance(value, str) else json.dumps(value)
             for key, value in values.items()}
+
+
+def ended_owner() -> str:
+    """The owner id of a process of this machine that has ended (as if killed with SIGKILL)."""
+    return subprocess.run([sys.executable, "-c", "from mailer.delivery.owners import new_owner; print(new_owner())"],
+                          capture_output=True, text=True, check=True).stdout.strip()

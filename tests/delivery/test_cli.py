@@ -139,9 +139,37 @@ def test_a_bad_dkim_key_is_refused_before_a_send_is_made(cli, news, engine, work
 def test_a_send_that_pauses_says_so_and_fails(cli, news, smtp_server) -> None:  # type: ignore[no-untyped-def]
     down = cli("send", str(SAMPLE_ISSUE), "--yes", smtp_port=free_port(), max_connection_errors=2)
     assert down.exit_code == 1 and "2 connection errors in a row" in down.output
-    assert "send 1 is paused; fix the cause, then: mailer send --resume 1" in down.output
-    resumed = cli("send", "--resume", "1")
+    assert "send 1 is paused; fix the cause, then resume with `mailer sends resume 1`" in down.output
+    resumed = cli("sends", "resume", "1")
     assert resumed.exit_code == 0 and len(smtp_server.recipients()) == 1  # the one never tried; two wait to retry
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_a_database_error_is_one_line_and_the_send_stays_resumable(cli, news, smtp_server, engine,  # type: ignore[no-untyped-def]
+                                                                   monkeypatch, debug) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from mailer.delivery import queue
+
+    def full_disk(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise OperationalError("UPDATE delivery SET ...", {}, Exception("database or disk is full"))
+
+    monkeypatch.setattr(queue, "record_many", full_disk)
+    result = cli(*(["--debug"] if debug else []), "send", str(SAMPLE_ISSUE), "--yes")
+    assert result.exit_code == 1
+    line = ("Error: database or disk error: database or disk is full; "
+            "the send stays resumable with `mailer sends resume 1`")
+    assert line in result.output
+    assert ("Traceback" in result.output) is debug
+    with new_session(engine) as session:
+        send = session.get(Send, 1)
+        assert send.status == "sending" and send.note.startswith("stopped by database or disk error")
+        assert not send.lease_owner
+
+    monkeypatch.undo()  # the disk has room again; the journal kept what the server accepted
+    resumed = cli("sends", "resume", "1")
+    assert resumed.exit_code == 0 and "finished" in resumed.output
+    assert sorted(smtp_server.recipients()) == ["dwy@example.com", "sian@example.com", "tom@example.com"]
 
 
 def test_test_copies_are_marked_and_record_nothing(cli, news, smtp_server, engine) -> None:  # type: ignore[no-untyped-def]
@@ -163,9 +191,10 @@ def test_resume_pause_and_cancel(cli, news, smtp_server, smtp_settings, engine) 
         send = create_send(session, settings=smtp_settings, issue_path=SAMPLE_ISSUE)
         start(session, send_id=send.id)
     paused = cli("sends", "pause", str(send.id))
-    assert paused.exit_code == 0 and "paused" in paused.output
-    assert cli("sends", "pause", str(send.id)).exit_code == 1  # already paused: a clear refusal
-    resumed = cli("send", "--resume", str(send.id))
+    assert paused.exit_code == 0 and f"Continue with: mailer sends resume {send.id}" in paused.output
+    again = cli("sends", "pause", str(send.id))
+    assert again.exit_code == 1 and f"send {send.id} is paused; it cannot be paused" in again.output
+    resumed = cli("send", "--resume", str(send.id))  # the older spelling of `mailer sends resume`
     assert resumed.exit_code == 0 and "finished" in resumed.output
     assert len(smtp_server.recipients()) == 3
     cancelled = cli("sends", "cancel", str(send.id))

@@ -3,7 +3,6 @@ and exactly one message per recipient at the server, whatever the server answers
 
 from __future__ import annotations
 
-import os
 import threading
 from collections import Counter
 from datetime import timedelta
@@ -11,20 +10,20 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import update
-from sqlalchemy.exc import OperationalError
 from sqlmodel import select
 
 from mailer.bounces.policy import record_refusals
 from mailer.config import Settings
 from mailer.delivery import journal
 from mailer.delivery.engine import deliver
-from mailer.delivery.lease import new_owner, take_lease
+from mailer.delivery.lease import take_lease
+from mailer.delivery.owners import new_owner
 from mailer.delivery.sends import enqueue, get_send, set_status, start
 from mailer.errors import SendError
 from mailer.store.db import new_session
 from mailer.store.models import Bounce, Delivery, DeliveryStatus, Send, SendStatus, Subscriber, utcnow
 from mailer.store.subscribers import forget, get_by_email, unsubscribe
-from tests.delivery.helpers import deliveries, people
+from tests.delivery.helpers import deliveries, ended_owner, people
 from tests.fixtures.smtp import free_port
 
 
@@ -217,7 +216,7 @@ def test_a_second_sender_is_refused_while_the_first_lives(smtp_settings, make_se
 def test_a_dead_senders_lease_claims_and_journal_are_taken_over(smtp_settings, smtp_server, make_send, engine) -> None:  # type: ignore[no-untyped-def]
     recipients = people(6)
     send_id = make_send(recipients)
-    dead = f"{os.uname().nodename}:999999999:dead"  # no such pid on this machine
+    dead = ended_owner()
     with new_session(engine) as session:
         start(session, send_id=send_id)
         session.execute(update(Send).where(Send.id == send_id)
@@ -291,34 +290,80 @@ def test_an_unusable_address_fails_without_stopping_the_send(smtp_settings, smtp
     assert smtp_server.recipients() == ["reader0@example.com"]
 
 
-@pytest.mark.parametrize("error, status", [
-    (RuntimeError("a bug"), SendStatus.failed),  # retrying would only repeat it
-    (OperationalError("UPDATE", {}, Exception("disk I/O error")), SendStatus.sending),  # the scheduler retries
-])
-def test_an_unexpected_error_stops_the_send_and_resume_finishes_it(smtp_settings, smtp_server, make_send, engine,  # type: ignore[no-untyped-def]
-                                                                   monkeypatch, error, status) -> None:
+def broken_for(monkeypatch, emails) -> None:  # type: ignore[no-untyped-def]
+    """Building the message of any of `emails` raises, as a bug met by their data would."""
     from mailer.delivery.message import MessageBuilder
 
-    recipients = people(10)
-    send_id = make_send(recipients)
     build = MessageBuilder.build
 
     def broken(self, recipient):  # type: ignore[no-untyped-def]
-        if recipient.email == "reader5@example.com":
-            raise error
+        if emails is all or recipient.email in emails:
+            raise RuntimeError(f"a bug met by {recipient.email}")
         return build(self, recipient)
 
     monkeypatch.setattr(MessageBuilder, "build", broken)
-    with pytest.raises(type(error)):
+
+
+def test_a_recipient_whose_message_raises_is_recorded_failed_and_the_send_carries_on(  # type: ignore[no-untyped-def]
+        smtp_settings, smtp_server, make_send, engine, monkeypatch) -> None:
+    recipients = people(10)
+    send_id = make_send(recipients)
+    broken_for(monkeypatch, {"reader5@example.com", "reader9@example.com"})  # the last one too
+    report = deliver(smtp_settings, send_id)
+    assert report.status == "finished" and report.counts["sent"] == 8 and report.counts["failed"] == 2
+    rows = deliveries(engine, send_id)
+    assert rows["reader5@example.com"].reply == ("not sent: the message could not be built: "
+                                                 "RuntimeError: a bug met by reader5@example.com")
+    assert rows["reader5@example.com"].reply_code is None
+    assert sorted(smtp_server.recipients()) == sorted(e for e, _, _ in recipients if e not in (
+        "reader5@example.com", "reader9@example.com"))
+
+
+def test_messages_that_keep_failing_to_build_pause_the_send_and_stay_queued(  # type: ignore[no-untyped-def]
+        smtp_settings, smtp_server, make_send, engine, monkeypatch) -> None:
+    from mailer.delivery.engine import BROKEN_IN_A_ROW
+
+    recipients = people(BROKEN_IN_A_ROW + 15)
+    send_id = make_send(recipients)
+    broken_for(monkeypatch, all)  # a bug every message meets: not the recipients' fault
+    report = deliver(smtp_settings, send_id)
+    assert report.status == "paused" and report.paused_by_fault
+    assert f"{BROKEN_IN_A_ROW} messages in a row could not be built" in report.note
+    assert statuses(engine, send_id) == {"queued": BROKEN_IN_A_ROW + 15}  # nobody failed for it
+    assert all(not d.claimed_by for d in deliveries(engine, send_id).values())
+
+    monkeypatch.undo()  # the bug fixed
+    assert deliver(smtp_settings, send_id).status == "finished"
+    assert sorted(smtp_server.recipients()) == sorted(e for e, _, _ in recipients)
+
+
+def test_a_bug_outside_one_recipient_fails_the_send_and_resume_finishes_it(  # type: ignore[no-untyped-def]
+        smtp_settings, smtp_server, make_send, engine, monkeypatch) -> None:
+    from mailer.delivery import queue
+
+    recipients = people(10)
+    send_id = make_send(recipients)
+    claim = queue.claim
+    calls = []
+
+    def broken_claim(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("a bug")
+        return claim(*args, **kwargs)
+
+    monkeypatch.setattr(queue, "claim", broken_claim)
+    monkeypatch.setattr("mailer.delivery.engine.BATCH", 4)
+    with pytest.raises(RuntimeError, match="a bug"):
         deliver(smtp_settings, send_id)
     with new_session(engine) as session:
         send = get_send(session, send_id=send_id)
-        assert send.status == status and send.note == f"stopped by an error: {type(error).__name__}: {error}"
+        assert send.status == "failed" and send.note == "stopped by an error: RuntimeError: a bug"
         assert not send.lease_owner
-    assert 0 < len(smtp_server.recipients()) == statuses(engine, send_id)["sent"] <= 5  # those before the bug
+    assert 0 < len(smtp_server.recipients()) == statuses(engine, send_id)["sent"] <= 4  # those claimed before the bug
     assert all(not d.claimed_by for d in deliveries(engine, send_id).values())
 
-    monkeypatch.setattr(MessageBuilder, "build", build)  # the bug fixed
+    monkeypatch.undo()
     assert deliver(smtp_settings, send_id).status == "finished"
     assert sorted(smtp_server.recipients()) == sorted(e for e, _, _ in recipients)
 

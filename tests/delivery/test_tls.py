@@ -62,8 +62,8 @@ def test_tls_with_login(certificate: tuple[Path, Path], security: str) -> None:
     try:
         client = SMTPTransport(host="127.0.0.1", port=controller.port, security=security, username="news",
                                password="s3cret", timeout=5)
-        assert client.send("b@example.org", "a@example.com", MESSAGE).startswith("250")
-        assert client.send("b@example.org", "c@example.com", MESSAGE).startswith("250")
+        assert client.send("b@example.org", "a@example.com", MESSAGE).code == 250
+        assert client.send("b@example.org", "c@example.com", MESSAGE).code == 250
         client.close()
         assert [m.rcpt_tos for m in handler.messages] == [["a@example.com"], ["c@example.com"]]
         assert handler.connections == (2 if security == "starttls" else 1)  # EHLO again after STARTTLS

@@ -12,6 +12,7 @@ from mailer.config import Settings
 from mailer.delivery.notices import send_notice
 from mailer.delivery.transport import OutboxTransport, SMTPTransport, open_transport, refusal
 from mailer.errors import ConnectionFailure, PermanentFailure, SendError, TemporaryFailure
+from tests.delivery.helpers import ended_owner
 from tests.fixtures.smtp import free_port
 
 MESSAGE = b"From: news@example.org\r\nTo: a@example.com\r\nSubject: hi\r\n\r\n.leading dot\r\nbody\r\n"
@@ -27,7 +28,8 @@ def transport(request, smtp_server):  # type: ignore[no-untyped-def]
 
 def test_messages_share_one_connection(transport: SMTPTransport, smtp_server) -> None:  # type: ignore[no-untyped-def]
     for n in range(3):
-        assert transport.send("bounces@example.org", f"r{n}@example.com", MESSAGE).startswith("250")
+        reply = transport.send("bounces@example.org", f"r{n}@example.com", MESSAGE)
+        assert reply.code == 250 and str(reply) == "250 2.0.0 Accepted"
     assert smtp_server.recipients() == ["r0@example.com", "r1@example.com", "r2@example.com"]
     assert smtp_server.handler.connections == 1
     assert smtp_server.messages[0].mail_from == "bounces@example.org"
@@ -48,7 +50,7 @@ def test_refusals_are_sorted_and_the_connection_goes_on(transport: SMTPTransport
     with pytest.raises(error) as caught:
         transport.send("b@example.org", "no@example.com", MESSAGE)
     assert type(caught.value) is error and caught.value.code == int(reply[:3]) and reply[4:] in str(caught.value)
-    assert transport.send("b@example.org", "yes@example.com", MESSAGE).startswith("250")
+    assert transport.send("b@example.org", "yes@example.com", MESSAGE).code == 250
     assert smtp_server.recipients() == ["yes@example.com"]
 
 
@@ -79,22 +81,48 @@ def test_unexpected_reply_codes() -> None:
     assert isinstance(refusal(-1, b""), TemporaryFailure)
 
 
-def test_outbox_writes_numbered_complete_files(tmp_path: Path) -> None:
+def test_outbox_names_each_file_by_its_delivery_and_a_resend_replaces_it(tmp_path: Path) -> None:
     first, second = OutboxTransport(tmp_path / "out"), OutboxTransport(tmp_path / "out")
     replies = []
-    threads = [threading.Thread(target=lambda t=t, n=n: replies.append(t.send("b@example.org", f"r{n}@x.org", MESSAGE)))
-               for n in range(20) for t in (first, second)]
+    threads = [threading.Thread(target=lambda t=t, n=n: replies.append(
+        t.send("b@example.org", f"r{n}@x.org", MESSAGE, key=f"{n:06d}"))) for n in range(1, 21) for t in (first, second)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     files = sorted((tmp_path / "out").iterdir())
-    assert [f.name for f in files] == [f"{n:06d}.eml" for n in range(1, 41)]
-    assert sorted(replies) == [f"written to {tmp_path / 'out' / f'{n:06d}.eml'}" for n in range(1, 41)]
+    # Both writers sent each delivery: the outbox holds it once.
+    assert [f.name for f in files] == [f"{n:06d}.eml" for n in range(1, 21)]
+    assert sorted(map(str, replies)) == sorted(f"250 written to {tmp_path / 'out' / f'{n:06d}.eml'}"
+                                            for n in range(1, 21) for _ in (1, 2))
     message = message_from_bytes(files[0].read_bytes(), policy=policy.default)
     assert message["Return-Path"] == "<b@example.org>" and message["Subject"] == "hi"
-    # A new transport on the same folder continues the numbering.
-    assert OutboxTransport(tmp_path / "out").send("b@example.org", "z@x.org", MESSAGE) == f"written to {tmp_path / 'out' / '000041.eml'}"
+    assert message["Delivered-To"] == "r1@x.org"
+    # A message that names no delivery (a notice) gets a name of its own.
+    assert str(first.send("b@example.org", "z@x.org", MESSAGE)).startswith(f"250 written to {tmp_path / 'out' / 'notice-'}")
+    assert len(list((tmp_path / "out").iterdir())) == 21
+
+
+def test_outbox_removes_the_temporary_files_of_ended_processes_only(tmp_path: Path) -> None:
+    from mailer.delivery.owners import this_process
+
+    folder = tmp_path / "out"
+    folder.mkdir()
+    ended = ended_owner().rpartition(":")[0]  # `this_process()` of a process that has ended
+    (folder / f".tmp.{ended}.140000").write_bytes(b"half a mess")  # killed mid-write
+    (folder / f".tmp.{this_process()}.140001").write_bytes(b"being written")  # this process, alive
+    (folder / ".tmp.elsewhere:12:ab:34:56.1").write_bytes(b"another machine's")  # unknown: kept
+    assert OutboxTransport(folder).remove_stale() == 1
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        [f".tmp.{this_process()}.140001", ".tmp.elsewhere:12:ab:34:56.1"])
+
+
+@pytest.mark.parametrize("blocked", ["outbox is a file", "parent is a file"])
+def test_an_unwritable_outbox_is_a_connection_failure(tmp_path: Path, blocked: str) -> None:
+    (tmp_path / "file").write_text("not a folder")
+    folder = tmp_path / "file" if blocked == "outbox is a file" else tmp_path / "file" / "outbox"
+    with pytest.raises(ConnectionFailure, match="cannot write to outbox"):
+        OutboxTransport(folder).send("b@example.org", "a@example.com", MESSAGE, key="000001")
 
 
 def test_open_transport_chooses_by_settings(settings: Settings) -> None:

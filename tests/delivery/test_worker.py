@@ -109,3 +109,46 @@ def test_deliver_on_postgresql_commits_each_outcome(pg, postgres_database, smtp_
     report = deliver(settings, send_id)
     assert report.counts["sent"] == 49 and report.counts["deferred"] == 1 and report.status == "sending"
     assert len(smtp_server.recipients()) == 49
+
+
+def largest_allowed_connections() -> int:
+    from mailer.config import Settings
+
+    return next(rule.le for rule in Settings.model_fields["smtp_connections"].metadata if hasattr(rule, "le"))
+
+
+def test_the_largest_allowed_number_of_connections_sends_exactly_once_on_postgresql(  # type: ignore[no-untyped-def]
+        pg, postgres_database, smtp_settings, smtp_server) -> None:
+    from mailer.delivery.engine import deliver
+
+    connections = largest_allowed_connections()
+    send_id = started_send(pg, 10 * connections)
+    settings = smtp_settings.model_copy(update={"database_url": postgres_database, "smtp_connections": connections})
+    report = deliver(settings, send_id)
+    assert report.status == "finished" and report.counts["sent"] == 10 * connections
+    assert Counter(smtp_server.recipients()) == Counter({f"reader{n}@example.com": 1 for n in range(10 * connections)})
+    assert smtp_server.handler.connections == connections
+    with new_session(pg) as session:
+        assert not session.get(Send, send_id).lease_owner
+
+
+def test_too_few_database_connections_fail_before_anything_is_sent(pg, postgres_database, smtp_settings,  # type: ignore[no-untyped-def]
+                                                                    smtp_server, monkeypatch) -> None:
+    from sqlalchemy import create_engine
+
+    from mailer.delivery import engine as engine_module
+    from mailer.errors import SendInterrupted
+
+    # As if the pool were sized for fewer senders than the settings ask for.
+    monkeypatch.setattr(engine_module, "open_database", lambda settings: create_engine(
+        settings.database_url, pool_size=3, max_overflow=0, pool_timeout=1))
+    send_id = started_send(pg, 50)
+    settings = smtp_settings.model_copy(update={"database_url": postgres_database, "smtp_connections": 8})
+    with pytest.raises(SendInterrupted, match="database or disk error: QueuePool limit .*; the send stays resumable"):
+        engine_module.deliver(settings, send_id)
+    assert smtp_server.messages == []
+    with new_session(pg) as session:
+        send = session.get(Send, send_id)
+        assert send.status == SendStatus.sending and not send.lease_owner
+    assert {d.status for d in deliveries(pg, send_id).values()} == {"queued"}
+    assert all(not d.claimed_by for d in deliveries(pg, send_id).values())

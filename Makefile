@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-fast lint system-deps bench install clean
+.PHONY: demo test test-fast lint typecheck system-deps bench install clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ test-fast: install
 
 lint: install
 	$(BIN)/ruff check mailer bench tests
+
+## mypy --strict over mailer/ (settings in pyproject.toml).
+typecheck: install
+	$(BIN)/mypy
 
 system-deps:
 	bash .ci/system-deps test

@@ -7,11 +7,11 @@ conventions every command follows are in docs/cli.md.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import click
 
@@ -26,6 +26,9 @@ CONFIG_KEY = "mailer.config"  # where the global --config option keeps its value
 LANGUAGES = ("en", "cy")
 LANGUAGES_OR_BOTH = ("en", "cy", "both")
 SUBSCRIBER_STATUSES = ("pending", "active", "unsubscribed", "bounced", "complained")
+
+# What a click option or argument decorates: the command's function (or a command already made).
+Decorated = TypeVar("Decorated", bound="Callable[..., Any] | click.Command")
 
 
 def config_option_value() -> Path | None:
@@ -62,6 +65,19 @@ def session() -> Iterator[Session]:
             yield db_session
     finally:
         engine.dispose()
+
+
+class Stored(Protocol):
+    """A row of the store. SQLModel types ids `int | None`: None only until the row is first saved."""
+
+    @property
+    def id(self) -> int | None: ...
+
+
+def stored_id(row: Stored) -> int:
+    """The id of a row read from the database or saved to it, which always has one."""
+    assert row.id is not None, f"{type(row).__name__} not saved yet"
+    return row.id
 
 
 def __getattr__(name: str) -> Console:
@@ -105,12 +121,12 @@ class Group(WithExamples, click.Group):
             raise click.exceptions.NoSuchCommand(exc.command_name, possibilities=self.list_commands(ctx), ctx=ctx) from None
 
 
-def group(**attrs: Any) -> Any:
+def group(**attrs: Any) -> Callable[[Callable[..., Any]], Group]:
     """`@click.group` with examples and suggestions: how every top-level group is declared."""
     return click.group(cls=Group, **attrs)
 
 
-def command(**attrs: Any) -> Any:
+def command(**attrs: Any) -> Callable[[Callable[..., Any]], Command]:
     """`@click.command` with examples: how every top-level command is declared."""
     return click.command(cls=Command, **attrs)
 
@@ -120,7 +136,7 @@ def command(**attrs: Any) -> Any:
 ISSUE_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
-def issue_argument(*, many: bool = False, required: bool = True) -> Any:
+def issue_argument(*, many: bool = False, required: bool = True) -> Callable[[Decorated], Decorated]:
     """ISSUE (one YAML issue file) or ISSUE... (one or more, e.g. `issues/*.yaml`).
 
     With many, a missing file is reported beside the others' results, not instead of them.
@@ -131,7 +147,7 @@ def issue_argument(*, many: bool = False, required: bool = True) -> Any:
     return click.argument("issue_path", metavar="ISSUE", type=ISSUE_FILE, required=required)
 
 
-def send_id_argument() -> Any:
+def send_id_argument() -> Callable[[Decorated], Decorated]:
     """SEND_ID: the number `mailer sends list` shows."""
     return click.argument("send_id", metavar="SEND_ID", type=click.IntRange(min=1))
 
@@ -149,5 +165,5 @@ tz_option = click.option(
     "--tz", metavar="ZONE", help="Time zone of the time given, e.g. Europe/London (default: the timezone setting).")
 
 
-def at_option(help_text: str = 'Local date and time, e.g. "2026-12-01 09:00".') -> Any:
+def at_option(help_text: str = 'Local date and time, e.g. "2026-12-01 09:00".') -> Callable[[Decorated], Decorated]:
     return click.option("--at", "at", required=True, metavar="WHEN", help=help_text)

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from mailer.cli.common import command
+from mailer.cli.common import command, stored_id
 from mailer.cli.output import echo, size, styled
 
 if TYPE_CHECKING:
@@ -84,10 +84,10 @@ def demo(folder: Path, serve: bool) -> None:
     with new_session(engine) as session:
         earlier = earlier_send(session, SAMPLE_ISSUE.stem)
         if earlier is None:
-            send_id = create_send(session, settings=settings, issue_path=SAMPLE_ISSUE).id
+            send_id = stored_id(create_send(session, settings=settings, issue_path=SAMPLE_ISSUE))
         else:
             echo(f"  reused: {describe(session, settings, earlier)}")
-            send_id = earlier.id
+            send_id = stored_id(earlier)
     if earlier is None or earlier.status != SendStatus.finished:  # a first run cut short goes on where it stopped
         echo(f"  {deliver(settings, send_id)}")
     else:
@@ -131,7 +131,7 @@ def _schedule_sample(engine: Engine, settings: Settings) -> None:
             return
         echo(f"  reused: {describe(session, settings, earlier)}")
         if earlier.status in (SendStatus.scheduled, SendStatus.missed):
-            echo(f"  moved to {move_send(session, settings=settings, send_id=earlier.id, when=when)}")
+            echo(f"  moved to {move_send(session, settings=settings, send_id=stored_id(earlier), when=when)}")
         else:
             echo("  nothing mailed again")
 

@@ -61,6 +61,11 @@ def _each_issue(paths: Iterable[Path], work: Callable[[Path], list[str]]) -> int
 @issue_argument(many=True)
 def validate(issue_paths: tuple[Path, ...]) -> None:
     """Check issue files; print every problem as file:line:column: field: message."""
+    _validate(issue_paths)
+
+
+def _validate(issue_paths: Iterable[Path]) -> None:
+    """`mailer issue validate`, also run after `mailer issue translate import`."""
     from mailer.content.loader import load_issue
 
     def check(path: Path) -> list[str]:
@@ -234,7 +239,7 @@ def translate_import(translation: Path, issue_file: Path | None) -> None:
     for path in report.changed_since:
         echo(f"  {path}: the {LANGUAGE_NAMES[other_language(translated.target)]} changed after the export; "
              "`mailer issue lint` shows it out of date")
-    validate.callback((issue_file,))  # type: ignore[misc]
+    _validate([issue_file])
 
 
 @translate.command("mark", examples=["mailer issue translate mark issues/2026-12.yaml --to cy"])

@@ -167,8 +167,8 @@ def fit(table: Table, width: int) -> None:
     if room < wanted and whole:
         widest = max(whole, key=natural.__getitem__)
         columns[widest].no_wrap, columns[widest].overflow = False, "fold"
-        columns[widest].width = max(MIN_WRAP, natural[widest] - (wanted - room))
-        room -= columns[widest].width - natural[widest]
+        columns[widest].width = narrowed = max(MIN_WRAP, natural[widest] - (wanted - room))
+        room -= narrowed - natural[widest]
     for done, index in enumerate(sorted(wrapping, key=natural.__getitem__)):
-        columns[index].width = max(1, min(natural[index], room // (len(wrapping) - done)))
-        room -= columns[index].width
+        columns[index].width = share = max(1, min(natural[index], room // (len(wrapping) - done)))
+        room -= share

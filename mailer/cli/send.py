@@ -21,6 +21,7 @@ from mailer.cli.common import (
     send_id_argument,
     session,
     settings,
+    stored_id,
     topic_option,
 )
 from mailer.errors import SendError
@@ -92,7 +93,7 @@ def send(issue_path: Path | None, topics: tuple[str, ...], languages: tuple[str,
             click.confirm(output.printable(question), abort=True)
         created = create_send(db, settings=settings(), issue_path=issue_path, topics=topics, languages=languages)
     output.echo(f"Send {created.id}: {created.title}")
-    _deliver(created.id)
+    _deliver(stored_id(created))
 
 
 def _send_test(issue_path: Path, addresses: Sequence[str], languages: Sequence[str]) -> None:
@@ -182,8 +183,8 @@ def _print_report(report: SendReport, bounces: dict[str, int] | None = None) -> 
     if report.started_at:
         times.append(f"started {report.started_at:%Y-%m-%d %H:%M:%S} UTC")
     if report.finished_at:
-        times.append(f"finished {report.finished_at:%Y-%m-%d %H:%M:%S} UTC "
-                     f"({(report.finished_at - report.started_at).total_seconds():.0f} s)")
+        took = f" ({(report.finished_at - report.started_at).total_seconds():.0f} s)" if report.started_at else ""
+        times.append(f"finished {report.finished_at:%Y-%m-%d %H:%M:%S} UTC{took}")
     if report.sent_now:
         times.append(f"this run: {report.sent_now} sent in {report.elapsed:.1f} s ({report.rate:.0f}/s)")
     if report.next_retry_at and report.status == "sending":
@@ -207,7 +208,7 @@ def list_command(limit: int) -> None:
     table = output.table("id", "status", "title", "when (UTC)", "sent", "to go", "failed", wrap=("title",))
     with session() as db:
         for item in list_sends(db, limit=limit):
-            counts = status_counts(db, send_id=item.id)
+            counts = status_counts(db, send_id=stored_id(item))
             table.add_row(str(item.id), str(item.status), item.title, f"{item.scheduled_at or item.created_at:%Y-%m-%d %H:%M}",
                           str(counts["sent"]), str(counts["queued"] + counts["deferred"]), str(counts["failed"]))
     output.show(table)
@@ -316,12 +317,12 @@ def publish(send_id: int) -> None:
 
 
 def _publish(send_id: int, *, published: bool) -> None:
+    from mailer.delivery.sends import get_send
     from mailer.store.archive import set_published
-    from mailer.store.models import Send
 
     with session() as db:
         ids = set_published(db, send_id=send_id, published=published)
-        slug = db.get(Send, send_id).issue_slug  # type: ignore[union-attr]
+        slug = get_send(db, send_id=send_id).issue_slug
         db.commit()
     which = f"send{'s' if len(ids) > 1 else ''} {', '.join(map(str, ids))}"
     if published:

@@ -18,6 +18,7 @@ from mailer.cli.common import (
     open_store,
     session,
     settings,
+    stored_id,
 )
 from mailer.errors import StoreError
 
@@ -224,11 +225,11 @@ def add(email: str, name: str, topic_names_: tuple[str, ...], language: str | No
         if welcome_send is not None:
             from mailer.delivery.welcome import add_reader
 
-            welcomed = add_reader(db_session, send_id=welcome_send, subscriber_id=subscriber.id)  # commits both
-        joined = topic_names(db_session, subscriber.id)
+            welcomed = add_reader(db_session, send_id=welcome_send, subscriber_id=stored_id(subscriber))  # commits both
+        joined = topic_names(db_session, stored_id(subscriber))
         db_session.commit()
     output.echo(f"Added {subscriber.email} ({subscriber.language}; topics: {', '.join(joined) or 'none'}).")
-    if welcomed:
+    if welcome_send is not None and welcomed:
         from mailer.delivery.welcome import deliver_queued
 
         engine = open_store()
@@ -261,7 +262,7 @@ def _welcome_send() -> int:
 @click.argument("email", metavar="ADDRESS")
 def show(email: str) -> None:
     """Show one subscriber and their history."""
-    from sqlalchemy import select
+    from sqlmodel import col, select
 
     from mailer.bounces.report import removed_by
     from mailer.store.models import Event
@@ -272,15 +273,15 @@ def show(email: str) -> None:
         subscriber = require_by_email(db_session, email=email)
         details = output.fields([
             ("email", subscriber.email), ("name", subscriber.name or "-"), ("language", subscriber.language),
-            ("status", subscriber.status), ("topics", ", ".join(topic_names(db_session, subscriber.id)) or "-"),
+            ("status", subscriber.status), ("topics", ", ".join(topic_names(db_session, stored_id(subscriber))) or "-"),
             ("source", subscriber.source or "-"), ("consent", subscriber.consent_text or "-"),
             ("created", _date(subscriber.created_at)), ("confirmed", _date(subscriber.confirmed_at)),
             ("status changed", _date(subscriber.status_changed_at)),
-            ("removed by", removed_by(db_session, subscriber.id) or "-"),
+            ("removed by", removed_by(db_session, stored_id(subscriber)) or "-"),
         ])
         history = output.table("when (UTC)", "event", "channel", "send", "detail", title="History", wrap=("detail",))
-        events = select(Event).where(Event.subscriber_id == subscriber.id).order_by(Event.created_at, Event.id)
-        for event in db_session.scalars(events):
+        events = select(Event).where(Event.subscriber_id == subscriber.id).order_by(col(Event.created_at), col(Event.id))
+        for event in db_session.exec(events):
             history.add_row(_date(event.created_at), event.kind, event.channel, str(event.send_id or ""), event.detail)
     output.show(details)
     output.show(history)
@@ -293,26 +294,27 @@ def show(email: str) -> None:
               help="At most this many rows (0: all; `export` suits big lists).")
 def list_(status: str | None, topic: str | None, limit: int) -> None:
     """List subscribers as a table."""
-    from sqlalchemy import func, select
+    from sqlmodel import col, func, select
 
     from mailer.store.models import Subscriber, SubscriberTopic
     from mailer.store.subscribers import REMEMBERED
     from mailer.store.topics import resolve_topics, topics_by_subscriber
 
-    query = select(Subscriber).where(REMEMBERED).order_by(Subscriber.email_key)
+    query = select(Subscriber).where(REMEMBERED).order_by(col(Subscriber.email_key))
     if status:
         query = query.where(Subscriber.status == status)
     with session() as db_session:
         if topic:
             (found,) = resolve_topics(db_session, [topic])
-            query = query.where(Subscriber.id.in_(select(SubscriberTopic.subscriber_id).where(SubscriberTopic.topic_id == found.id)))
-        total = db_session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+            members = select(SubscriberTopic.subscriber_id).where(SubscriberTopic.topic_id == found.id)
+            query = query.where(col(Subscriber.id).in_(members))
+        total = db_session.exec(select(func.count()).select_from(query.order_by(None).subquery())).one()
         table = output.table("email", "name", "lang", "status", "topics", "since", wrap=("name", "topics"))
-        for part in db_session.scalars(query.limit(limit or None).execution_options(yield_per=1000)).partitions():
-            topics = topics_by_subscriber(db_session, [subscriber.id for subscriber in part])
+        for part in db_session.exec(query.limit(limit or None).execution_options(yield_per=1000)).partitions():
+            topics = topics_by_subscriber(db_session, [stored_id(subscriber) for subscriber in part])
             for subscriber in part:
                 table.add_row(subscriber.email, subscriber.name, subscriber.language, subscriber.status,
-                              ", ".join(topics.get(subscriber.id, [])), f"{subscriber.status_changed_at:%Y-%m-%d}")
+                              ", ".join(topics.get(stored_id(subscriber), [])), f"{subscriber.status_changed_at:%Y-%m-%d}")
     output.show(table)
     shown = min(total, limit) if limit else total
     more = f" (showing {shown}; use --limit 0 for all)" if shown < total else ""
@@ -329,7 +331,7 @@ def remove(email: str) -> None:
     with session() as db_session:
         subscriber = require_by_email(db_session, email=email)
         was = subscriber.status
-        unsubscribe(db_session, subscriber_id=subscriber.id, channel="cli")
+        unsubscribe(db_session, subscriber_id=stored_id(subscriber), channel="cli")
         db_session.commit()
     output.echo(f"{subscriber.email} was already unsubscribed." if was == SubscriberStatus.unsubscribed
                 else f"Unsubscribed {subscriber.email} (was {was}).")

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from mailer.cli import output
-from mailer.cli.common import LANGUAGES_OR_BOTH, group, session, settings
+from mailer.cli.common import LANGUAGES_OR_BOTH, group, session, settings, stored_id
 from mailer.errors import MailerError
 
 LANGUAGE = click.Choice(LANGUAGES_OR_BOTH)
@@ -44,7 +44,7 @@ def show(language: str | None) -> None:
         if current is None:
             output.echo("No reader has been welcomed yet: the welcome send is made at the next confirmation.")
         else:
-            counts = status_counts(db, send_id=current.id)
+            counts = status_counts(db, send_id=stored_id(current))
             waiting = counts["queued"] + counts["deferred"]
             output.echo(f"Welcome send {current.id}: {counts['sent']} sent, {waiting} waiting, "
                         f"{counts['failed']} failed (mailer sends show {current.id}).")

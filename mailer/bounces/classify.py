@@ -214,7 +214,7 @@ class Reader:
         for part, kind in self.parts:
             if kind in RETURNED_TYPES:
                 payload = part.get_payload()
-                if isinstance(payload, list) and payload:
+                if isinstance(payload, list) and payload and isinstance(payload[0], Message):
                     return payload[0]
                 return email.message_from_string(str(payload))
         return None
@@ -316,16 +316,19 @@ def _lines_about(text: str, address: str) -> str:
 def own_parts(part: Message) -> Iterator[Message]:
     """The part and its descendants, without looking inside message/* parts (the returned message, the report fields)."""
     yield part
-    if part.get_content_maintype() == "multipart" and isinstance(part.get_payload(), list):
-        for child in part.get_payload():
-            yield from own_parts(child)
+    children = part.get_payload()
+    if part.get_content_maintype() == "multipart" and isinstance(children, list):
+        for child in children:
+            if isinstance(child, Message):
+                yield from own_parts(child)
 
 
 def fields_text(part: Message) -> str:
     """The text of a message/delivery-status or message/feedback-report part, however the parser held it."""
     payload = part.get_payload()
     if isinstance(payload, list):
-        return "\n\n".join("\n".join(f"{name}: {value}" for name, value in block.items()) for block in payload)
+        return "\n\n".join("\n".join(f"{name}: {value}" for name, value in block.items())
+                           for block in payload if isinstance(block, Message))
     return notice.text_of(part)
 
 

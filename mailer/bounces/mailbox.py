@@ -24,10 +24,10 @@ import os
 import re
 import ssl
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from mailer.errors import BounceError
@@ -72,8 +72,16 @@ def display_name(spec: str) -> str:
     return re.sub(r"^(imaps?://[^:/@]*):[^@/]*@", r"\1:***@", spec)
 
 
-def _read(handle: IO[bytes], max_bytes: int) -> bytes | None:
-    with handle:
+class _OpenMessage(Protocol):
+    """An open file, or the standard library's view of one message inside an mbox file."""
+
+    def read(self, size: int, /) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+def _read(handle: _OpenMessage, max_bytes: int) -> bytes | None:
+    with closing(handle):
         data = handle.read(max_bytes + 1)
     return data if len(data) <= max_bytes else None
 
@@ -135,12 +143,12 @@ class MboxMailbox:
         handled = mailbox.mbox(self.handled_path, create=True)
         handled.lock()
         try:
-            handled.add(self.box.get_bytes(int(key)))
+            handled.add(self.box.get_bytes(int(key)))  # type: ignore[arg-type]  # typeshed types mailbox keys as str; an mbox numbers them
             handled.flush()
         finally:
             handled.unlock()
             handled.close()
-        self.box.remove(int(key))
+        self.box.remove(int(key))  # type: ignore[arg-type]  # as above
 
     def close(self) -> None:
         try:
@@ -187,6 +195,7 @@ class ImapMailbox:
         self.name = f"imap{'s' if location.implicit_tls else ''}://{location.user}@{location.host}:{location.port}/{location.folder}"
         self.handled_ready = False
         context = ssl.create_default_context()
+        self.client: imaplib.IMAP4
         try:
             if location.implicit_tls:
                 self.client = imaplib.IMAP4_SSL(location.host, location.port, ssl_context=context, timeout=IMAP_TIMEOUT)

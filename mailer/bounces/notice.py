@@ -54,7 +54,7 @@ WINDOW_BEFORE, WINDOW_AFTER = 3, 8  # lines around an address that may hold its 
 def text_of(part: Message) -> str:
     """The text of a part, decoded leniently: it is only searched, so a wrong byte is not worth refusing the report."""
     payload = part.get_payload(decode=True)
-    if payload is None:  # a multipart whose structure is broken: its body is one string
+    if not isinstance(payload, bytes):  # a multipart whose structure is broken: its body is one string
         payload = str(part.get_payload()).encode("latin-1", errors="replace")
     charset = part.get_content_charset() or "us-ascii"
     try:

@@ -30,14 +30,14 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import Engine, exists, select
+from sqlalchemy import Engine, exists
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
-from mailer.bounces.classify import MAX_MESSAGE_BYTES, TOO_BIG, Classification, MalformedMessage, classify
+from mailer.bounces.classify import MAX_MESSAGE_BYTES, TOO_BIG, Classification, Failure, MalformedMessage, classify
 from mailer.bounces.mailbox import Mailbox, display_name, open_mailbox
 from mailer.bounces.rules import failed
-from mailer.bounces.unsubscribe import request_in
+from mailer.bounces.unsubscribe import Request, request_in
 from mailer.config import Settings
 from mailer.errors import BounceError
 from mailer.store import subscribers
@@ -120,8 +120,7 @@ def process_message(settings: Settings, engine: Engine, box: Mailbox, key: str, 
         _skip(report, key, TOO_BIG)
         return
     try:
-        request = request_in(settings, data)
-        classification = None if request else classify(settings, data)
+        found = request_in(settings, data) or classify(settings, data)  # an unsubscribe request, else maybe a report
     except MalformedMessage as exc:
         _skip(report, key, str(exc))
         return
@@ -129,34 +128,34 @@ def process_message(settings: Settings, engine: Engine, box: Mailbox, key: str, 
         log.exception("bounce mailbox %s: error reading message %s", report.mailbox, key)
         _skip(report, key, f"could not be read: {exc!r}")
         return
-    if request is not None:
-        if request.subscriber_id is None:
+    if isinstance(found, Request):
+        if found.subscriber_id is None:
             log.warning("bounce mailbox %s: message %s to the unsubscribe address has no valid token: left in place",
                         report.mailbox, key)
             report.ignored += 1
             return
         with new_session(engine) as session:
-            _unsubscribe(session, report, request.subscriber_id, send_id=request.send_id, channel="email")
+            _unsubscribe(session, report, found.subscriber_id, send_id=found.send_id, channel="email")
             session.commit()
-    elif classification.opt_out:
+    elif found.opt_out:
         with new_session(engine) as session:
-            delivery = _verified_delivery(session, settings, classification)
+            delivery = _verified_delivery(session, settings, found)
             if delivery is None or delivery.subscriber_id is None:
                 report.ignored += 1
                 return
             _unsubscribe(session, report, delivery.subscriber_id, send_id=delivery.send_id, channel="feedback-report")
             session.commit()
-    elif classification.kind is None:
+    elif found.kind is None:
         report.ignored += 1
         return
     else:
         with new_session(engine) as session:
             try:
-                bounces, changes = record(session, settings, classification)
+                bounces, changes = record(session, settings, found)
                 session.commit()
             except IntegrityError:
                 session.rollback()
-                if not already_recorded(session, classification.message_id):
+                if not already_recorded(session, found.message_id):
                     raise
                 report.duplicates += 1
             else:
@@ -193,6 +192,7 @@ def record(session: Session, settings: Settings, classification: Classification)
     bounces: list[Bounce] = []
     changes: list[tuple[str, str]] = []
     delivery = _verified_delivery(session, settings, classification)
+    targets: list[tuple[Failure, Delivery | None]]
     if delivery is None:  # naming no delivery of ours: kept for the report, acted on never
         targets = [(failure, None) for failure in classification.worst_per_address()]
     else:
@@ -212,11 +212,13 @@ def record(session: Session, settings: Settings, classification: Classification)
         )
         session.add(bounce)
         bounces.append(bounce)
-        subscriber = session.get(Subscriber, bounce.subscriber_id) if bounce.subscriber_id else None
+        if bounce.subscriber_id is None:
+            continue
+        subscriber = session.get(Subscriber, bounce.subscriber_id)
         if subscriber is None:
             continue
         before = subscriber.status
-        _apply(session, settings, bounce, subscriber.id)
+        _apply(session, settings, bounce, bounce.subscriber_id)
         if subscriber.status != before:
             changes.append((subscriber.email, str(subscriber.status)))
     session.flush()
@@ -232,7 +234,7 @@ def _verified_delivery(session: Session, settings: Settings, classification: Cla
             return delivery
     if classification.message_ids:
         return session.scalars(
-            select(Delivery).where(Delivery.message_id.in_(classification.message_ids)).order_by(Delivery.id).limit(1)
+            select(Delivery).where(col(Delivery.message_id).in_(classification.message_ids)).order_by(col(Delivery.id)).limit(1)
         ).first()
     return None
 
@@ -250,11 +252,12 @@ def record_refusals(session: Session, settings: Settings, *, send_id: int) -> Pr
         select(Delivery).where(
             Delivery.send_id == send_id,
             Delivery.status == DeliveryStatus.failed,
-            Delivery.reply_code.between(500, 599),  # as every transport reports it
-            ~exists().where(Bounce.delivery_id == Delivery.id),
+            col(Delivery.reply_code).between(500, 599),  # as every transport reports it
+            ~exists().where(col(Bounce.delivery_id) == Delivery.id),
         )
     ).all()
     for delivery in refused:
+        assert delivery.id is not None  # read from the database
         refusal = Classification(
             message_id=f"refused-at-send:{delivery.id}",
             failures=(failed(delivery.email, delivery.reply, [delivery.reply]),),

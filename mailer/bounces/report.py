@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
-from sqlmodel import Session
+from sqlalchemy import func
+from sqlmodel import Session, col, select
 
 from mailer.errors import NotFound
 from mailer.store.models import Bounce, BounceKind, Event, EventKind, Send, Subscriber, SubscriberStatus
@@ -36,7 +36,7 @@ class BounceReport:
 def bounce_counts(session: Session, send_id: int) -> dict[str, int]:
     """Bounces recorded for one send, per kind (every kind present, zero when none): for `mailer sends show`."""
     counts = dict.fromkeys(map(str, BounceKind), 0)
-    query = select(Bounce.kind, func.count()).where(Bounce.send_id == send_id).group_by(Bounce.kind)
+    query = select(col(Bounce.kind), func.count()).where(Bounce.send_id == send_id).group_by(Bounce.kind)
     counts.update({str(kind): number for kind, number in session.execute(query)})
     return counts
 
@@ -46,9 +46,9 @@ def bounce_report(session: Session, *, send_id: int | None = None) -> BounceRepo
     if send_id is not None and session.get(Send, send_id) is None:
         raise NotFound(f"no send with id {send_id}")
     query = (
-        select(Bounce, Subscriber.status)
-        .outerjoin(Subscriber, Subscriber.id == Bounce.subscriber_id)
-        .order_by(Bounce.received_at.desc(), Bounce.id.desc())
+        select(Bounce, col(Subscriber.status))
+        .outerjoin(Subscriber, col(Subscriber.id) == Bounce.subscriber_id)
+        .order_by(col(Bounce.received_at).desc(), col(Bounce.id).desc())
     )
     if send_id is not None:
         query = query.where(Bounce.send_id == send_id)
@@ -68,8 +68,8 @@ def removed_by(session: Session, subscriber_id: int) -> str | None:
     `mailer subscribers show`; None when it did not."""
     event = session.scalars(
         select(Event)
-        .where(Event.subscriber_id == subscriber_id, Event.kind.in_([EventKind.bounced, EventKind.complained]))
-        .order_by(Event.created_at.desc(), Event.id.desc())
+        .where(Event.subscriber_id == subscriber_id, col(Event.kind).in_([EventKind.bounced, EventKind.complained]))
+        .order_by(col(Event.created_at).desc(), col(Event.id).desc())
         .limit(1)
     ).first()
     subscriber = session.get(Subscriber, subscriber_id)

@@ -61,6 +61,12 @@ def _field_warnings(issue: Issue) -> list[Problem]:
     for section_index, section in enumerate(issue.sections):
         if section.image and section.image.alt is None:  # `alt: ""` says the image is decoration
             warnings.append(issue.problem(("sections", section_index, "image"), "image without alt text: say what it shows for readers who cannot see it"))
+    return warnings + _text_warnings(issue)
+
+
+def _text_warnings(issue: Issue) -> list[Problem]:
+    """Each text and address as written in each language: addresses, links, images, link texts, translations."""
+    warnings = []
     for loc, value in issue.localized():
         warnings.extend(_translation_warnings(issue, loc, value))
         for language in value.given or issue.languages[:1]:
@@ -79,8 +85,7 @@ def _field_warnings(issue: Issue) -> list[Problem]:
                         warnings.append(issue.problem(where, f"link text {link.text!r} says nothing on its own; name where the link goes", link.line_offset))
             elif loc[-1] in ("label", "title") and _vague(text):
                 warnings.append(issue.problem(where, f"link text {text!r} says nothing on its own; name where the link goes"))
-    warnings.extend(out_of_date_warnings(issue))
-    return warnings
+    return warnings + out_of_date_warnings(issue)
 
 
 def _own(issue: Issue, field: str, language: str) -> bool:
@@ -132,7 +137,8 @@ def list_text_warnings(settings: Settings, topics: Sequence[Topic] | None) -> li
 def _missing_topic_texts(topic: Topic, language: str) -> list[str]:
     """"label" when readers of `language` see another language's label (or the bare name), "description" likewise."""
     def text(field: str, code: str) -> str:
-        return getattr(topic, field if code == "en" else f"{field}_{code}")
+        value: str = getattr(topic, field if code == "en" else f"{field}_{code}")
+        return value
 
     other = "cy" if language == "en" else "en"
     described = text("description", "en") or text("description", "cy")

@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from mailer.content.schema import FIELD_NAMES, Issue, field_path
 from mailer.errors import IssueError, Problem
@@ -41,18 +42,24 @@ class _Composer(yaml.SafeLoader):
         self.aliases = 0
         self.depth = 0
 
-    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:  # type: ignore[override]
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
         if self.check_event(yaml.AliasEvent):
             self.aliases += 1
             if self.aliases > MAX_ALIASES:
-                raise _TooBig(f"more than {MAX_ALIASES} aliases (*name); refusing the file", self.peek_event().start_mark)
+                raise _TooBig(f"more than {MAX_ALIASES} aliases (*name); refusing the file", self._next_mark())
         self.depth += 1
         if self.depth > MAX_DEPTH:
-            raise _TooBig(f"nested more than {MAX_DEPTH} levels deep; refusing the file", self.peek_event().start_mark)
+            raise _TooBig(f"nested more than {MAX_DEPTH} levels deep; refusing the file", self._next_mark())
         try:
             return super().compose_node(parent, index)
         finally:
             self.depth -= 1
+
+    def _next_mark(self) -> yaml.Mark | None:
+        """Where the next event starts (a pure-Python loader's mark: never the C parser's kind)."""
+        event: yaml.Event = self.peek_event()  # type: ignore[no-untyped-call]  # types-PyYAML leaves it untyped
+        mark = event.start_mark
+        return mark if isinstance(mark, yaml.Mark) else None
 
 
 def load_issue(path: Path, *, every_language: bool = True) -> Issue:
@@ -148,7 +155,7 @@ def _check_size(root: yaml.Node, name: str) -> None:
 class _Constructor(yaml.SafeLoader):
     """Safe construction, but an impossible date (2026-13-01) stays text for pydantic to locate."""
 
-    def construct_yaml_timestamp(self, node: yaml.ScalarNode) -> Any:  # type: ignore[override]
+    def construct_yaml_timestamp(self, node: yaml.ScalarNode) -> Any:
         try:
             return super().construct_yaml_timestamp(node)
         except ValueError:
@@ -211,11 +218,13 @@ class Locator:
     @staticmethod
     def _child(node: yaml.Node, part: str | int, key: bool = False) -> yaml.Node | None:
         if isinstance(node, yaml.MappingNode):
-            for key_node, value_node in node.value:
+            pairs: list[tuple[yaml.Node, yaml.Node]] = node.value
+            for key_node, value_node in pairs:
                 if key_node.value == part:
                     return key_node if key else value_node
         elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
-            return node.value[part]
+            items: list[yaml.Node] = node.value
+            return items[part]
         return None
 
     def problem(self, loc: Loc, message: str, line_offset: int = 0, key: bool = False) -> Problem:
@@ -241,7 +250,7 @@ class Locator:
         return _unique(found)
 
 
-def _message(error: dict[str, Any]) -> str:
+def _message(error: ErrorDetails) -> str:
     kind, loc = error["type"], error["loc"]
     if kind == "missing":
         return "is required"

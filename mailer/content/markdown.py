@@ -29,15 +29,19 @@ ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "img": {"src", "alt", "title", "wi
 ImageAttributes = Callable[[str], Mapping[str, str]]
 
 
+class _SeeingEveryLink(MarkdownIt):
+    """markdown-it quietly leaves `javascript:` links as text; to report them, see every link."""
+
+    def validateLink(self, url: str) -> bool:
+        return True
+
+
 @lru_cache(maxsize=2)
 def _parser(checking: bool = False) -> MarkdownIt:
     # CommonMark with raw HTML off: `<script>` in an issue is text, never markup. No smart quotes:
     # titles, headings, link notes and the catalogue keep the quotes the editor typed, so must the body.
-    parser = MarkdownIt("commonmark", {"html": False, "typographer": True}).enable(["strikethrough", "replacements"])
-    if checking:
-        # markdown-it quietly leaves `javascript:` links as text; to report them, see every link.
-        parser.validateLink = lambda url: True
-    return parser
+    kind = _SeeingEveryLink if checking else MarkdownIt
+    return kind("commonmark", {"html": False, "typographer": True}).enable(["strikethrough", "replacements"])
 
 
 @dataclass(frozen=True)

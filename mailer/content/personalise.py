@@ -91,7 +91,7 @@ class Template:
         fields: set[str] = set()
         for slot in slots:
             fields |= {slot} if isinstance(slot, str) else {slot.field, *slot.then.fields, *slot.otherwise.fields}
-        self.fields = frozenset(fields)  # every field the text needs, so each is converted once
+        self.fields: frozenset[str] = frozenset(fields)  # every field the text needs, so each is converted once
 
     def fill(self, values: Mapping[str, str], convert: Convert) -> str:
         if not self.slots:

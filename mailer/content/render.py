@@ -132,7 +132,7 @@ def inline_css(html: str) -> str:
     if _NETWORK_CSS.search(html):
         raise RenderError("templates may not use CSS @import, <link> stylesheets or mj-font: emails load nothing from the network")
     cssutils.log.setLevel(logging.CRITICAL)  # premailer's CSS parser warns about every MJML hack
-    inlined = Premailer(
+    inlined: str = Premailer(
         html.replace(_MJML_RESET, _MJML_RESET.replace("<style", '<style data-premailer="ignore"'), 1),
         allow_network=False,
         strip_important=False,  # MJML's responsive columns need !important inside @media

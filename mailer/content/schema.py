@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -34,6 +34,9 @@ from mailer.content import markdown
 from mailer.content.urls import url_problem
 from mailer.errors import Problem
 from mailer.i18n import LANGUAGE_NAMES, LANGUAGES
+
+if TYPE_CHECKING:  # the loader imports this module
+    from mailer.content.loader import Locator
 
 Language = Literal["en", "cy"]
 
@@ -98,7 +101,7 @@ def _yaml_hint(value: Any) -> str:
     return ""
 
 
-def _localized(kind: Literal["text", "markdown", "url", "image"], empty: bool = False):
+def _localized(kind: Literal["text", "markdown", "url", "image"], empty: bool = False) -> PlainValidator:
     """A validator of one field; `empty`: `""` is a meaningful value (an image's alt text: decorative)."""
 
     def validate(value: Any, info: ValidationInfo) -> Localized:
@@ -220,7 +223,7 @@ class Issue(Model):
                                 "translated and a fingerprint of the text each was translated from.")
 
     _path: Path | None = PrivateAttr(default=None)
-    _locator: Any = PrivateAttr(default=None)  # loader.Locator: field path -> line and column
+    _locator: Locator | None = PrivateAttr(default=None)  # field path -> line and column
 
     @field_validator("languages")
     @classmethod

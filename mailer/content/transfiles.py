@@ -123,7 +123,8 @@ def _xliff(units: list[Unit], issue: Path, source: str, target: str) -> bytes:
         if unit.target is not None:
             ET.SubElement(segment, _q("target")).text = unit.target
     ET.indent(root)
-    return ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
+    data: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)  # typeshed: Any for a named encoding
+    return data + b"\n"
 
 
 def _read_xliff(path: Path, data: bytes) -> TranslationFile:

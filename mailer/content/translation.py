@@ -259,16 +259,20 @@ def _set(parent: Any, key: str | int, target: str, text: str, source_language: s
 
 def _styled(text: str, like: str) -> str:
     """The translation written the way its source is: a `|` block for lines, else the same quotes."""
+    style: type[str]  # ruamel's styled strings are str, though their constructors say they return Any
     if "\n" in text.strip("\n") or isinstance(like, LiteralScalarString):
         if like.endswith("\n") and not text.endswith("\n"):
             text += "\n"
-        return LiteralScalarString(text)
-    text = text.strip("\n")
-    if isinstance(like, DoubleQuotedScalarString):
-        return DoubleQuotedScalarString(text)
-    if isinstance(like, SingleQuotedScalarString):
-        return SingleQuotedScalarString(text)
-    return text
+        style = LiteralScalarString
+    else:
+        text = text.strip("\n")
+        if isinstance(like, DoubleQuotedScalarString):
+            style = DoubleQuotedScalarString
+        elif isinstance(like, SingleQuotedScalarString):
+            style = SingleQuotedScalarString
+        else:
+            style = str
+    return style(text)
 
 
 def _recorded(document: CommentedMap, target: str) -> CommentedMap:
@@ -279,7 +283,8 @@ def _recorded(document: CommentedMap, target: str) -> CommentedMap:
     by_language = document[TRANSLATED]
     if not isinstance(by_language.get(target), CommentedMap):
         by_language[target] = CommentedMap()
-    return by_language[target]
+    recorded: CommentedMap = by_language[target]
+    return recorded
 
 
 def _prune(document: CommentedMap, target: str, recorded: CommentedMap) -> None:

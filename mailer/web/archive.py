@@ -13,6 +13,7 @@ allowed, still no script, no forms, no framing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, time
 from typing import Annotated
 from urllib.parse import urlsplit
@@ -22,6 +23,7 @@ from babel.dates import format_date
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import HTMLResponse, Response
 from feedgen.feed import FeedGenerator
+from sqlmodel import Session
 from starlette.exceptions import HTTPException
 
 from mailer import i18n
@@ -65,7 +67,7 @@ def default_feed(request: Request, db: DB) -> Response:
     return _feed(request, db, web(request).settings.default_language)
 
 
-def _language_feed(language: str):  # noqa: ANN202 (a route)
+def _language_feed(language: str) -> Callable[[Request, Session], Response]:
     def feed(request: Request, db: DB) -> Response:
         return _feed(request, db, language)
     return feed
@@ -128,7 +130,7 @@ def issue(send_id: SendId, request: Request, db: DB) -> Response:
         # A reader of the web version is not the recipient: send them where anyone may subscribe.
         "unsubscribe_url": f"{ctx.settings.base_url}/subscribe",
         "preferences_url": f"{ctx.settings.base_url}/subscribe",
-        "web_url": archive_url(ctx.settings, send.id),
+        "web_url": archive_url(ctx.settings, send_id),
     }
     html = Personaliser(variants[language]).html(neutral)
     return HTMLResponse(html, headers={"content-security-policy": EMAIL_CSP, **PUBLIC})

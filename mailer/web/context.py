@@ -27,7 +27,8 @@ class Web:
 
 
 def web(request: Request) -> Web:
-    return request.app.state.web
+    made: Web = request.app.state.web  # set by `create_app`
+    return made
 
 
 def session(request: Request) -> Iterator[Session]:

@@ -44,7 +44,7 @@ class FormTokens:
 
     def valid(self, token: str, form: str, subject: int | str = "") -> bool:
         try:
-            payload = self._serializer.loads(token, max_age=FORM_TOKEN_SECONDS)
+            payload: object = self._serializer.loads(token, max_age=FORM_TOKEN_SECONDS)
         except BadData:
             return False
         return payload == [form, subject]

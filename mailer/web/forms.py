@@ -19,6 +19,8 @@ EMAIL_LENGTH = 320
 # A form field, empty when missing: a missing field is a problem named on the page, never a 422.
 FormText = Annotated[str, Form()]
 FormList = Annotated[list[str], Form()]
+# What a form shows as chosen, by field: the typed values again after a problem, or the subscriber's.
+Chosen = dict[str, str | list[str]]
 
 
 def normalised_email(value: str) -> str | None:

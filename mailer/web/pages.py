@@ -64,7 +64,8 @@ class Pages:
             parts = [self.email(first, name, **context), self.email(i18n.other_language(first), name, **context)]
             return " / ".join(subject for subject, _ in parts), "\n\n* * *\n\n".join(text for _, text in parts)
         module = self._environments[language].get_template(name).make_module(context)
-        return str(module.subject).strip(), str(module).strip() + "\n"
+        subject = vars(module)["subject"]  # the template's `{% set subject %}`, exported as a module attribute
+        return str(subject).strip(), str(module).strip() + "\n"
 
     def fragment(self, language: str, name: str, context: Mapping[str, Any]) -> str:
         """A template rendered outside any request (the form snippet for other websites)."""

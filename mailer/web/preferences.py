@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import Response
-from sqlalchemy import func, select
-from sqlmodel import Session
+from sqlalchemy import func
+from sqlmodel import Session, select
 
 from mailer.errors import StoreError
 from mailer.store import subscribers
@@ -27,7 +27,16 @@ from mailer.tokens import UNDO_EMAIL_DAYS, Purpose, change_email_url, undo_email
 from mailer.web import emails, links
 from mailer.web.clients import client_key
 from mailer.web.context import DB, web
-from mailer.web.forms import EMAIL_LENGTH, FormList, FormText, clean_name, normalised_email, offered_languages, problems
+from mailer.web.forms import (
+    EMAIL_LENGTH,
+    Chosen,
+    FormList,
+    FormText,
+    clean_name,
+    normalised_email,
+    offered_languages,
+    problems,
+)
 from mailer.web.ratelimit import Refused
 
 router = APIRouter()
@@ -36,8 +45,8 @@ router = APIRouter()
 @router.get("/p/{token}")
 def page(token: str, request: Request, db: DB) -> Response:
     subscriber, send_id = links.reader(db, web(request).settings, Purpose.preferences, token)
-    chosen = {"name": subscriber.name, "email": subscriber.email, "language": subscriber.language,
-              "topics": topic_names(db, subscriber.id, public_only=True)}
+    chosen: Chosen = {"name": subscriber.name, "email": subscriber.email, "language": subscriber.language,
+                      "topics": topic_names(db, links.id_of(subscriber), public_only=True)}
     return _render(request, db, subscriber, send_id, chosen)
 
 
@@ -47,9 +56,10 @@ def save(token: str, request: Request, db: DB, background: BackgroundTasks,
          topics: FormList = [], csrf: FormText = "") -> Response:  # noqa: B006 (FastAPI copies it)
     ctx = web(request)
     subscriber, send_id = links.reader(db, ctx.settings, Purpose.preferences, token)
-    chosen = {"name": clean_name(name), "email": email.strip()[:EMAIL_LENGTH], "language": language,
-              "topics": topics}
-    if not ctx.forms.accepts(request, csrf, "preferences", subscriber.id):
+    subscriber_id = links.id_of(subscriber)
+    name = clean_name(name)
+    chosen: Chosen = {"name": name, "email": email.strip()[:EMAIL_LENGTH], "language": language, "topics": topics}
+    if not ctx.forms.accepts(request, csrf, "preferences", subscriber_id):
         return _render(request, db, subscriber, send_id, chosen, retry=True)
     page_language = ctx.pages.language(request, subscriber.language)
     offered = offered_languages(ctx.settings)
@@ -60,21 +70,21 @@ def save(token: str, request: Request, db: DB, background: BackgroundTasks,
         return _render(request, db, subscriber, send_id, chosen, errors=errors)
     # The address is not saved here: a new one waits for its own confirmation.
     changing = new_email.lower() != subscriber.email_key
-    version = _address_version(db, subscriber.id)
-    refused = ctx.guard.change_request(client=client_key(request), subscriber_id=subscriber.id,
+    version = _address_version(db, subscriber_id)
+    refused = ctx.guard.change_request(client=client_key(request), subscriber_id=subscriber_id,
                                        address_version=version, address=new_email) if changing else None
     if refused not in (None, Refused.waiting):
         _ = ctx.pages.gettext(page_language)
         errors = {"email": _("Too many address changes were asked for. Please try again tomorrow.")}
         return _render(request, db, subscriber, send_id, chosen, errors=errors, status=429)
-    subscribers.update_preferences(db, subscriber_id=subscriber.id, name=chosen["name"],
+    subscribers.update_preferences(db, subscriber_id=subscriber_id, name=name,
                                    language=language if offered else None, topics=list(dict.fromkeys(topics)),
                                    channel="web", public_only=True, send_id=send_id)
     db.commit()
     if changing and refused is None:
         background.add_task(emails.send, ctx, to=new_email, language=subscriber.language,
                             template="email/change_email.txt", old_email=subscriber.email,
-                            link=change_email_url(ctx.settings, subscriber.id, version, new_email))
+                            link=change_email_url(ctx.settings, subscriber_id, version, new_email))
     chosen["email"] = subscriber.email
     return _render(request, db, subscriber, send_id, chosen, saved=True, email_sent_to=new_email if changing else None,
                    already_sent=refused is Refused.waiting)
@@ -90,12 +100,13 @@ def email_page(token: str, request: Request, db: DB) -> Response:
 def email_change(token: str, request: Request, db: DB, background: BackgroundTasks, csrf: FormText = "") -> Response:
     ctx = web(request)
     subscriber, new_email = _change(db, request, Purpose.change_email, token)
-    if not ctx.forms.accepts(request, csrf, "email", subscriber.id):
+    subscriber_id = links.id_of(subscriber)
+    if not ctx.forms.accepts(request, csrf, "email", subscriber_id):
         return _render_change(request, subscriber, "email_change.html", new_email, retry=True)
     old_email = subscriber.email
     response = _move(db, request, subscriber, new_email)
     if response.status_code == 200:  # tell the old address, with the way back
-        undo = undo_email_url(ctx.settings, subscriber.id, _address_version(db, subscriber.id), old_email)
+        undo = undo_email_url(ctx.settings, subscriber_id, _address_version(db, subscriber_id), old_email)
         background.add_task(emails.send, ctx, to=old_email, language=subscriber.language,
                             template="email/email_changed.txt", new_email=new_email, link=undo,
                             undo_days=UNDO_EMAIL_DAYS)
@@ -112,7 +123,7 @@ def undo_page(token: str, request: Request, db: DB) -> Response:
 def undo(token: str, request: Request, db: DB, csrf: FormText = "") -> Response:
     ctx = web(request)
     subscriber, old_email = _change(db, request, Purpose.undo_email, token)
-    if not ctx.forms.accepts(request, csrf, "undo-email", subscriber.id):
+    if not ctx.forms.accepts(request, csrf, "undo-email", links.id_of(subscriber)):
         return _render_change(request, subscriber, "email_undo.html", old_email, retry=True, form="undo-email")
     return _move(db, request, subscriber, old_email)
 
@@ -130,7 +141,7 @@ def _change(db: Session, request: Request, purpose: Purpose, token: str) -> tupl
             and isinstance(payload[2], str)):
         raise links.InvalidLink
     subscriber = links.by_id(db, payload[0])
-    if payload[1] != _address_version(db, subscriber.id):  # the address has changed since: used, or undone
+    if payload[1] != _address_version(db, links.id_of(subscriber)):  # the address has changed since: used, or undone
         raise links.InvalidLink
     return subscriber, payload[2]
 
@@ -138,7 +149,7 @@ def _change(db: Session, request: Request, purpose: Purpose, token: str) -> tupl
 def _move(db: Session, request: Request, subscriber: Subscriber, address: str) -> Response:
     """Change the address, or say why not (someone else has subscribed with it since)."""
     try:
-        subscribers.change_email(db, subscriber_id=subscriber.id, new_email=address)
+        subscribers.change_email(db, subscriber_id=links.id_of(subscriber), new_email=address)
     except StoreError:
         db.rollback()
         return _render_change(request, subscriber, "email_taken.html", address, status=409)
@@ -146,17 +157,18 @@ def _move(db: Session, request: Request, subscriber: Subscriber, address: str) -
     return _render_change(request, subscriber, "email_changed.html", address)
 
 
-def _render(request: Request, db: Session, subscriber: Subscriber, send_id: int | None, chosen: dict, *,
+def _render(request: Request, db: Session, subscriber: Subscriber, send_id: int | None, chosen: Chosen, *,
             retry: bool = False, errors: dict[str, str] | None = None, saved: bool = False,
             email_sent_to: str | None = None, already_sent: bool = False, status: int | None = None) -> Response:
     ctx = web(request)
+    subscriber_id = links.id_of(subscriber)
     context = {
         "subscriber": subscriber, "chosen": chosen, "errors": errors or {}, "retry": retry, "saved": saved,
         "email_sent_to": email_sent_to, "already_sent": already_sent,
-        "csrf": ctx.forms.make("preferences", subscriber.id),
+        "csrf": ctx.forms.make("preferences", subscriber_id),
         "topics": public_topics(db),
         "languages": offered_languages(ctx.settings),
-        "unsubscribe_url": unsubscribe_url(ctx.settings, subscriber.id, send_id),
+        "unsubscribe_url": unsubscribe_url(ctx.settings, subscriber_id, send_id),
     }
     status = status or (400 if retry or errors else 200)
     return ctx.pages.render(request, ctx.pages.language(request, subscriber.language), "preferences.html", context,
@@ -168,6 +180,6 @@ def _render_change(request: Request, subscriber: Subscriber, template: str, new_
     """A page about moving `subscriber` to `new_email` (on the undo pages, back to the old address)."""
     ctx = web(request)
     context = {"subscriber": subscriber, "new_email": new_email, "retry": retry,
-               "csrf": ctx.forms.make(form, subscriber.id)}
+               "csrf": ctx.forms.make(form, links.id_of(subscriber))}
     return ctx.pages.render(request, ctx.pages.language(request, subscriber.language), template, context,
                             status=400 if retry else status)

@@ -25,13 +25,22 @@ from mailer.delivery import welcome
 from mailer.errors import MailerError
 from mailer.store import subscribers
 from mailer.store.db import new_session
-from mailer.store.models import Subscriber, SubscriberStatus, utcnow
+from mailer.store.models import Subscriber, SubscribeRequest, SubscriberStatus, utcnow
 from mailer.store.topics import public_topics
 from mailer.tokens import confirm_url, preferences_url
 from mailer.web import emails, links
 from mailer.web.clients import client_key
 from mailer.web.context import DB, Web, web
-from mailer.web.forms import EMAIL_LENGTH, FormList, FormText, clean_name, normalised_email, offered_languages, problems
+from mailer.web.forms import (
+    EMAIL_LENGTH,
+    Chosen,
+    FormList,
+    FormText,
+    clean_name,
+    normalised_email,
+    offered_languages,
+    problems,
+)
 
 log = logging.getLogger("mailer.web")
 router = APIRouter()
@@ -51,8 +60,8 @@ def post(request: Request, db: DB, background: BackgroundTasks,
          website: FormText = "", csrf: FormText = "") -> Response:
     ctx = web(request)
     page_language = ctx.pages.language(request)
-    chosen = {"email": email.strip()[:EMAIL_LENGTH], "name": clean_name(name), "language": language,
-              "topics": topics}
+    name = clean_name(name)
+    chosen: Chosen = {"email": email.strip()[:EMAIL_LENGTH], "name": name, "language": language, "topics": topics}
     site = ctx.forms.listed_origin(request)  # a form on one of the organisation's own websites
     if site is None and not ctx.forms.accepts(request, csrf, "subscribe"):
         return _form(request, db, chosen, retry=True)
@@ -72,7 +81,7 @@ def post(request: Request, db: DB, background: BackgroundTasks,
     if not offered:
         language = page_language if page_language in ctx.settings.languages else ctx.settings.default_language
     consent = consent_text(_, ctx.settings, page_language) + (f" (form on {site})" if site else "")
-    background.add_task(request_confirmation, ctx, email=address, name=chosen["name"], language=language,
+    background.add_task(request_confirmation, ctx, email=address, name=name, language=language,
                         topics=list(dict.fromkeys(topics)), consent_text=consent, page_language=page_language)
     return _sent(request, site)
 
@@ -106,15 +115,18 @@ def request_confirmation(ctx: Web, *, email: str, name: str, language: str, topi
                 return  # held: mailed only if the same address asks again within a day
             if not ctx.guard.may_email(email):
                 return
+            asked: SubscribeRequest | None = None
             if existing is not None and existing.status == SubscriberStatus.active:
-                target, template = existing, "email/already_subscribed.txt"
-                link = preferences_url(ctx.settings, existing.id)
+                target = existing
             else:
                 target = subscribers.subscribe_pending(db, email=email, name=name, language=language, topics=topics,
                                                        source="web", consent_text=consent_text)
-                asked = subscribers.open_request(db, subscriber_id=target.id)
+                asked = subscribers.open_request(db, subscriber_id=links.id_of(target))
                 db.commit()
-                template, link = "email/confirm.txt", confirm_url(ctx.settings, target.id, asked.id)
+            if asked is None:  # active; also when added as active since `existing` was read (no request is made then)
+                template, link = "email/already_subscribed.txt", preferences_url(ctx.settings, links.id_of(target))
+            else:
+                template, link = "email/confirm.txt", confirm_url(ctx.settings, links.id_of(target), links.id_of(asked))
             to = target.email
         emails.send(ctx, to=to, language=page_language, template=template, link=link)
     except MailerError as exc:  # e.g. a topic removed while the form was open
@@ -137,15 +149,16 @@ def confirm_page(token: str, request: Request, db: DB) -> Response:
 def confirm(token: str, request: Request, db: DB, background: BackgroundTasks, csrf: FormText = "") -> Response:
     ctx = web(request)
     subscriber, request_id = links.confirmation(db, ctx.settings, token)
-    if not ctx.forms.accepts(request, csrf, "confirm", subscriber.id):
+    subscriber_id = links.id_of(subscriber)
+    if not ctx.forms.accepts(request, csrf, "confirm", subscriber_id):
         return _confirmation(request, db, subscriber, request_id, retry=True)
     first_use = _waiting(db, subscriber, request_id)
     joining = first_use and subscriber.status != SubscriberStatus.active
     welcome_send = welcome.prepare(ctx.settings, ctx.engine) if joining else None
-    subscribers.confirm(db, subscriber_id=subscriber.id, request_id=request_id)
-    welcoming = welcome.add_reader(db, send_id=welcome_send, subscriber_id=subscriber.id)  # kept with the confirmation
+    subscribers.confirm(db, subscriber_id=subscriber_id, request_id=request_id)
+    welcoming = welcome.add_reader(db, send_id=welcome_send, subscriber_id=subscriber_id)  # kept with the confirmation
     db.commit()
-    if welcoming:
+    if welcoming and welcome_send is not None:  # queued only into a welcome send
         background.add_task(welcome.deliver_in_background, ctx.settings, ctx.engine, welcome_send)
     return _confirmation(request, db, subscriber, request_id, first_use=first_use, welcoming=welcoming)
 
@@ -153,7 +166,7 @@ def confirm(token: str, request: Request, db: DB, background: BackgroundTasks, c
 def _waiting(db: Session, subscriber: Subscriber, request_id: int | None) -> bool:
     """Whether the link still has a use: its subscribe request waits (or the subscriber is still pending)."""
     return (subscriber.status == SubscriberStatus.pending
-            or subscribers.open_request(db, subscriber_id=subscriber.id, request_id=request_id) is not None)
+            or subscribers.open_request(db, subscriber_id=links.id_of(subscriber), request_id=request_id) is not None)
 
 
 def _confirmation(request: Request, db: Session, subscriber: Subscriber, request_id: int | None, *, retry: bool = False,
@@ -171,15 +184,16 @@ def _confirmation(request: Request, db: Session, subscriber: Subscriber, request
         template = "confirmed.html"
     else:
         raise links.InvalidLink
+    subscriber_id = links.id_of(subscriber)
     context = {"subscriber": subscriber, "retry": retry, "welcoming": welcoming,
-               "csrf": ctx.forms.make("confirm", subscriber.id),
-               "preferences_url": preferences_url(ctx.settings, subscriber.id) if first_use else None}
-    waiting = subscribers.open_request(db, subscriber_id=subscriber.id, request_id=request_id)  # in the language they chose
+               "csrf": ctx.forms.make("confirm", subscriber_id),
+               "preferences_url": preferences_url(ctx.settings, subscriber_id) if first_use else None}
+    waiting = subscribers.open_request(db, subscriber_id=subscriber_id, request_id=request_id)  # in the language they chose
     language = ctx.pages.language(request, waiting.language if waiting else subscriber.language)
     return ctx.pages.render(request, language, template, context, status=400 if retry else 200)
 
 
-def _form(request: Request, db: Session, chosen: dict, *, retry: bool = False,
+def _form(request: Request, db: Session, chosen: Chosen, *, retry: bool = False,
           errors: dict[str, str] | None = None) -> Response:
     ctx = web(request)
     language = ctx.pages.language(request)

@@ -33,15 +33,16 @@ def post(token: str, request: Request, db: DB,
          one_click: Annotated[str, Form(alias="List-Unsubscribe")] = "", csrf: FormText = "") -> Response:
     ctx = web(request)
     subscriber, send_id = links.reader(db, ctx.settings, Purpose.unsubscribe, token)
+    subscriber_id = links.id_of(subscriber)
     if one_click == "One-Click":
         # RFC 8058: the mail provider posts with no cookie, no form token and no Origin;
         # the signed URL is the credential. Answer 200 and never redirect.
-        subscribers.unsubscribe(db, subscriber_id=subscriber.id, channel="one-click", send_id=send_id)
+        subscribers.unsubscribe(db, subscriber_id=subscriber_id, channel="one-click", send_id=send_id)
         db.commit()
         return PlainTextResponse("Unsubscribed.\n")
-    if not ctx.forms.accepts(request, csrf, "unsubscribe", subscriber.id):
+    if not ctx.forms.accepts(request, csrf, "unsubscribe", subscriber_id):
         return _render(request, subscriber, send_id, token, "unsubscribe.html", retry=True)
-    subscribers.unsubscribe(db, subscriber_id=subscriber.id, channel="web", send_id=send_id)
+    subscribers.unsubscribe(db, subscriber_id=subscriber_id, channel="web", send_id=send_id)
     db.commit()
     return _render(request, subscriber, send_id, token, "unsubscribed.html")
 
@@ -51,9 +52,10 @@ def resubscribe(token: str, request: Request, db: DB, csrf: FormText = "") -> Re
     """The "undo" button on the confirmation page."""
     ctx = web(request)
     subscriber, send_id = links.reader(db, ctx.settings, Purpose.unsubscribe, token)
-    if not ctx.forms.accepts(request, csrf, "resubscribe", subscriber.id):
+    subscriber_id = links.id_of(subscriber)
+    if not ctx.forms.accepts(request, csrf, "resubscribe", subscriber_id):
         return _render(request, subscriber, send_id, token, "unsubscribed.html", retry=True)
-    subscribers.resubscribe(db, subscriber_id=subscriber.id, channel="web")
+    subscribers.resubscribe(db, subscriber_id=subscriber_id, channel="web")
     db.commit()
     return _render(request, subscriber, send_id, token, "resubscribed.html")
 
@@ -63,10 +65,11 @@ def _render(request: Request, subscriber: Subscriber, send_id: int | None, token
     """A page about this subscriber's subscription, with fresh form tokens for its buttons."""
     ctx = web(request)
     language = ctx.pages.language(request, subscriber.language)
+    subscriber_id = links.id_of(subscriber)
     context = {
         "subscriber": subscriber, "token": token, "retry": retry,
-        "unsubscribe_csrf": ctx.forms.make("unsubscribe", subscriber.id),
-        "resubscribe_csrf": ctx.forms.make("resubscribe", subscriber.id),
-        "preferences_url": preferences_url(ctx.settings, subscriber.id, send_id),
+        "unsubscribe_csrf": ctx.forms.make("unsubscribe", subscriber_id),
+        "resubscribe_csrf": ctx.forms.make("resubscribe", subscriber_id),
+        "preferences_url": preferences_url(ctx.settings, subscriber_id, send_id),
     }
     return ctx.pages.render(request, language, template, context, status=400 if retry else 200)

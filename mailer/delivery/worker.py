@@ -52,6 +52,8 @@ def run_worker(settings: Settings, *, send_id: int | None = None, once: bool = F
                     break
                 with new_session(engine) as session:
                     send = session.get(Send, due_id)
+                if send is None:
+                    continue  # deleted since it was listed
                 with engine.connect() as conn:
                     queue.release_dead(conn, send_id=due_id)
                 run = Run(settings, engine, send, owner, signer=signer, stop=stop)

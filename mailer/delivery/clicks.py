@@ -20,7 +20,7 @@ from collections.abc import Mapping
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from mailer.config import Settings
 from mailer.content import Rendered
@@ -65,7 +65,7 @@ def with_counted_links(settings: Settings, send_id: int, variants: Mapping[str, 
 
 def target(session: Session, *, send_id: int, position: int) -> str | None:
     """Where a counted link leads: the send's own link at `position`; None for anything else."""
-    row = session.execute(select(Send.content_hash, Send.started_at).where(Send.id == send_id)).first()
+    row = session.execute(select(col(Send.content_hash), col(Send.started_at)).where(col(Send.id) == send_id)).first()
     if row is None or row.started_at is None:  # a draft's links are not public yet
         return None
     links = _links_of(session, send_id, row.content_hash)
@@ -78,7 +78,7 @@ def _links_of(session: Session, send_id: int, content_hash: str) -> list[str]:
     with _LOCK:
         links = _LINKS.get(key)
     if links is None:
-        content = session.execute(select(Send.content).where(Send.id == send_id)).scalar_one()
+        content = session.execute(select(col(Send.content)).where(col(Send.id) == send_id)).scalar_one()
         links = own_links({name: Rendered.from_dict(data) for name, data in json.loads(content).items()})
         with _LOCK:
             while len(_LINKS) >= 64:
@@ -93,9 +93,9 @@ _LOCK = threading.Lock()
 
 def record_visit(session: Session, *, send_id: int, position: int, url: str) -> None:
     """Add one to the link's total (no commit). Safe when two visits come at once."""
-    increment = (update(LinkCount).where(LinkCount.send_id == send_id, LinkCount.position == position)
+    increment = (update(LinkCount).where(col(LinkCount.send_id) == send_id, col(LinkCount.position) == position)
                  .values(clicks=LinkCount.clicks + 1))
-    if session.execute(increment).rowcount:
+    if session.exec(increment).rowcount:
         return
     try:
         with session.begin_nested():
@@ -107,6 +107,7 @@ def record_visit(session: Session, *, send_id: int, position: int, url: str) -> 
 def link_totals(session: Session, *, send_id: int) -> list[tuple[int, str, int]]:
     """(position from 1, link, times followed) for every link of the send, zeros included."""
     send = get_send(session, send_id=send_id)
-    counts = dict(session.execute(select(LinkCount.position, LinkCount.clicks).where(LinkCount.send_id == send_id)).all())
-    links = _links_of(session, send.id, send.content_hash)
+    counts = dict(session.execute(select(col(LinkCount.position), col(LinkCount.clicks))
+                                  .where(col(LinkCount.send_id) == send_id)).all())
+    links = _links_of(session, send_id, send.content_hash)
     return [(position + 1, url, counts.get(position, 0)) for position, url in enumerate(links)]

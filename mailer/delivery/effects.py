@@ -14,7 +14,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from sqlalchemy import and_, func, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from mailer.delivery.sends import get_send
 from mailer.store.models import Bounce, BounceKind, Delivery, DeliveryStatus, Event, EventKind
@@ -49,23 +49,25 @@ def send_effects(session: Session, *, send_id: int) -> SendEffects:
     get_send(session, send_id=send_id)  # NotFound names the command that lists sends
     counts: dict[str, dict[str, int]] = {figure: defaultdict(int) for figure in FIGURES}
     for language, n in session.execute(
-        select(Delivery.language, func.count()).where(Delivery.send_id == send_id,
-                                                      Delivery.status == DeliveryStatus.sent)
-        .group_by(Delivery.language)
+        select(col(Delivery.language), func.count()).where(col(Delivery.send_id) == send_id,
+                                                           col(Delivery.status) == DeliveryStatus.sent)
+        .group_by(col(Delivery.language))
     ):
         counts["delivered"][str(language)] += n
     for language, kind, n in session.execute(
-        select(Delivery.language, Bounce.kind, func.count())
-        .select_from(Bounce).outerjoin(Delivery, Delivery.id == Bounce.delivery_id)
-        .where(Bounce.send_id == send_id).group_by(Delivery.language, Bounce.kind)
+        select(col(Delivery.language), col(Bounce.kind), func.count())
+        .select_from(Bounce).outerjoin(Delivery, col(Delivery.id) == col(Bounce.delivery_id))
+        .where(col(Bounce.send_id) == send_id).group_by(col(Delivery.language), col(Bounce.kind))
     ):
         counts[BOUNCES[BounceKind(kind)]][str(language or UNKNOWN)] += n
-    reader_delivery = and_(Delivery.send_id == Event.send_id, Delivery.subscriber_id == Event.subscriber_id)
+    reader_delivery = and_(col(Delivery.send_id) == col(Event.send_id),
+                           col(Delivery.subscriber_id) == col(Event.subscriber_id))
     for language, kind, channel, n in session.execute(
-        select(Delivery.language, Event.kind, Event.channel, func.count(func.distinct(Event.subscriber_id)))
+        select(col(Delivery.language), col(Event.kind), col(Event.channel),
+               func.count(func.distinct(col(Event.subscriber_id))))
         .select_from(Event).outerjoin(Delivery, reader_delivery)
-        .where(Event.send_id == send_id, Event.kind.in_([EventKind.unsubscribed, EventKind.preferences]))
-        .group_by(Delivery.language, Event.kind, Event.channel)
+        .where(col(Event.send_id) == send_id, col(Event.kind).in_([EventKind.unsubscribed, EventKind.preferences]))
+        .group_by(col(Delivery.language), col(Event.kind), col(Event.channel))
     ):
         figure = "preferences changed" if kind == EventKind.preferences else LEFT_BY.get(channel, "left: other")
         counts[figure][str(language or UNKNOWN)] += n

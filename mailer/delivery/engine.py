@@ -28,7 +28,7 @@ import logging
 import queue as queues
 import threading
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -177,6 +177,7 @@ class Run:
                  leased: bool = False) -> None:
         self.settings = settings
         self.engine = engine
+        assert send.id is not None  # a send read from the database
         self.send_id = send.id
         self.owner = owner
         self.stop = stop
@@ -201,7 +202,7 @@ class Run:
         self.broken: list[tuple[Claimed, str]] = []  # recipients whose message could not be built, in a row
         self.counts: Counter[str] = Counter()
         self.sent_now = 0
-        self.timings: Counter[str] = Counter()
+        self.timings: defaultdict[str, float] = defaultdict(float)
         self.started = time.monotonic()
         self._last_progress = 0.0
         self._last_flush = self._last_renewal = time.monotonic()
@@ -436,7 +437,7 @@ class Run:
 
     def _send_loop(self, conn: Connection) -> None:
         transport = open_transport(self.settings)
-        timings: Counter[str] = Counter()
+        timings: defaultdict[str, float] = defaultdict(float)
         try:
             status = lifecycle.StatusReader(conn, self.send_id)
             while (job := self.jobs.get()) is not None:
@@ -458,7 +459,8 @@ class Run:
         finally:
             transport.close()
             with self.lock:
-                self.timings.update(timings)
+                for stage, seconds in timings.items():
+                    self.timings[stage] += seconds
 
     def _may_send(self, status_now: lifecycle.StatusReader) -> bool:
         """Just before a message: no stop asked, the lease trusted, and the send still `sending` in the database.

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Protocol
 
 from sqlalchemy import Connection, Engine, bindparam, func, text, update
+from sqlmodel import col
 
 from mailer.delivery import queue
 from mailer.delivery.queue import Outcome
@@ -160,7 +161,7 @@ def read_journal(path: Path) -> Iterator[dict[str, object]]:
 
 
 _RECONCILE = (
-    update(Delivery).where(Delivery.id == bindparam("delivery_id"), Delivery.status != DeliveryStatus.sent)
+    update(Delivery).where(col(Delivery.id) == bindparam("delivery_id"), col(Delivery.status) != DeliveryStatus.sent)
     .values(status=DeliveryStatus.sent, sent_at=bindparam("at"), email=bindparam("email"),
             message_id=bindparam("message_id"), reply=bindparam("reply"), reply_code=bindparam("code"),
             attempts=Delivery.attempts + 1,

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sqlalchemy import update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from mailer.delivery.owners import owner_is_dead
 from mailer.delivery.sends import get_send
@@ -36,8 +36,8 @@ def take_lease(session: Session, *, send_id: int, owner: str, now: datetime | No
     if held and not owner_is_dead(previous):
         raise SendError(f"send {send_id} is being sent by another process ({previous}, lease until "
                         f"{send.lease_expires_at:%H:%M:%S} UTC); wait for it, or stop it with `mailer sends pause {send_id}`")
-    taken = session.execute(
-        update(Send).where(Send.id == send_id, Send.lease_owner == previous)
+    taken = session.exec(
+        update(Send).where(col(Send.id) == send_id, col(Send.lease_owner) == previous)
         .values(lease_owner=owner, lease_expires_at=now + LEASE)
     ).rowcount
     session.commit()
@@ -48,8 +48,8 @@ def take_lease(session: Session, *, send_id: int, owner: str, now: datetime | No
 
 def renew_lease(session: Session, *, send_id: int, owner: str) -> Send | None:
     """Extend the lease; returns the send (to notice a pause or cancel), or None when the lease was lost."""
-    renewed = session.execute(
-        update(Send).where(Send.id == send_id, Send.lease_owner == owner)
+    renewed = session.exec(
+        update(Send).where(col(Send.id) == send_id, col(Send.lease_owner) == owner)
         .values(lease_expires_at=utcnow() + LEASE)
     ).rowcount
     session.commit()
@@ -62,6 +62,6 @@ def renew_lease(session: Session, *, send_id: int, owner: str) -> Send | None:
 
 
 def release_lease(session: Session, *, send_id: int, owner: str) -> None:
-    session.execute(update(Send).where(Send.id == send_id, Send.lease_owner == owner)
+    session.execute(update(Send).where(col(Send.id) == send_id, col(Send.lease_owner) == owner)
                     .values(lease_owner="", lease_expires_at=None))
     session.commit()

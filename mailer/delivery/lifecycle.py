@@ -17,11 +17,12 @@ Like the store's services these functions never commit: the caller owns the tran
 from __future__ import annotations
 
 from collections.abc import Collection
-from typing import Any
+from datetime import datetime
+from typing import TypedDict, Unpack
 
-from sqlalchemy import ColumnElement, Connection, select, update
+from sqlalchemy import ColumnElement, Connection, CursorResult, select, update
 from sqlalchemy.exc import DBAPIError
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from mailer.errors import NotFound, SendError
 from mailer.store.models import Send, SendStatus
@@ -54,7 +55,7 @@ def check(send_id: int, current: SendStatus, to: SendStatus) -> None:
 
 def status_of(db: Session | Connection, send_id: int) -> SendStatus:
     """The send's status as the database has it now."""
-    status = db.execute(select(Send.status).where(Send.id == send_id)).scalar_one_or_none()
+    status = db.execute(select(col(Send.status)).where(col(Send.id) == send_id)).scalar_one_or_none()
     if status is None:
         raise NotFound(f"no send with id {send_id} (see `mailer sends list`)")
     return SendStatus(status)
@@ -70,10 +71,12 @@ class StatusReader:
     """
 
     def __init__(self, conn: Connection, send_id: int) -> None:
-        query = select(Send.status).where(Send.id == send_id)
+        query = select(col(Send.status)).where(col(Send.id) == send_id)
         self.sql = str(query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
         self.driver_error = conn.dialect.loaded_dbapi.Error
-        self.cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        driver_connection = conn.connection.dbapi_connection
+        assert driver_connection is not None  # None only once the connection is given back or invalidated
+        self.cursor = driver_connection.cursor()
 
     def __call__(self) -> SendStatus | None:
         try:
@@ -84,8 +87,16 @@ class StatusReader:
         return SendStatus(row[0]) if row else None
 
 
+class Times(TypedDict, total=False):
+    """The times a move may set with the status."""
+
+    started_at: datetime
+    finished_at: datetime
+    scheduled_at: datetime
+
+
 def move(db: Session | Connection, *, send_id: int, to: SendStatus, note: str = "",
-         when: Collection[ColumnElement[bool]] = (), **values: Any) -> SendStatus:
+         when: Collection[ColumnElement[bool]] = (), **values: Unpack[Times]) -> SendStatus:
     """Move a send to `to` from the status it has now, if the table allows it; returns the old status.
 
     Refuses, naming the send's status, a move the table does not list, and a send whose status
@@ -99,7 +110,7 @@ def move(db: Session | Connection, *, send_id: int, to: SendStatus, note: str = 
 
 
 def change(db: Session | Connection, *, send_id: int, to: SendStatus, from_: Collection[SendStatus],
-           note: str | None = None, when: Collection[ColumnElement[bool]] = (), **values: Any) -> bool:
+           note: str | None = None, when: Collection[ColumnElement[bool]] = (), **values: Unpack[Times]) -> bool:
     """Move a send to `to` only if it is now in one of `from_` (and `when` holds); False if it is not.
 
     For processes that must not overwrite a change made meanwhile, such as the engine ending a
@@ -108,8 +119,10 @@ def change(db: Session | Connection, *, send_id: int, to: SendStatus, from_: Col
     unlisted = set(from_) - sources(to)
     if unlisted:
         raise ValueError(f"no such move: {', '.join(sorted(unlisted))} -> {to}")
+    fields: dict[str, object] = {**values, "status": to}
     if note is not None:
-        values["note"] = note
-    result = db.execute(update(Send).where(Send.id == send_id, Send.status.in_(list(from_)), *when)  # type: ignore[attr-defined]
-                        .values(status=to, **values))
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+        fields["note"] = note
+    result = db.execute(update(Send).where(col(Send.id) == send_id, col(Send.status).in_(list(from_)), *when)
+                        .values(**fields))
+    assert isinstance(result, CursorResult)  # an UPDATE's, though a session types it `Result`
+    return bool(result.rowcount)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from mailer.config import Settings
 from mailer.delivery.report import status_counts
@@ -23,12 +23,14 @@ COUNTED = tuple(status for status in SendStatus if status != SendStatus.cancelle
 
 def earlier_send(session: Session, slug: str) -> Send | None:
     """The latest send of the issue that counts (any status but cancelled), or None."""
-    query = select(Send).where(Send.issue_slug == slug, Send.status.in_(COUNTED)).order_by(Send.id.desc())  # type: ignore[attr-defined,union-attr]
+    query = (select(Send).where(col(Send.issue_slug) == slug, col(Send.status).in_(COUNTED))
+             .order_by(col(Send.id).desc()))
     return session.exec(query).first()
 
 
 def describe(session: Session, settings: Settings, send: Send) -> str:
     """What became of a send, in the editor's words: which issue, which send, when, to how many."""
+    assert send.id is not None  # a send read from the database
     counts = status_counts(session, send_id=send.id)
     sent, total = counts["sent"], sum(counts.values())
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, Connection, and_, bindparam, func, or_, select, update
+from sqlmodel import col
 
 from mailer.delivery.owners import owner_is_dead
 from mailer.store.models import Delivery, DeliveryStatus, Subscriber, SubscriberStatus
@@ -56,7 +57,8 @@ class Outcome:
 
 def due(now: datetime) -> ColumnElement[bool]:
     """Waiting, and either never tried, due for a retry, or claimed by a process whose claim lapsed."""
-    return and_(Delivery.status.in_(WAITING), or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now))
+    return and_(col(Delivery.status).in_(WAITING),
+                or_(col(Delivery.next_attempt_at).is_(None), col(Delivery.next_attempt_at) <= now))
 
 
 def claim(conn: Connection, *, send_id: int, owner: str, limit: int,
@@ -64,23 +66,24 @@ def claim(conn: Connection, *, send_id: int, owner: str, limit: int,
     """Claim up to `limit` due deliveries, in id order. Those whose subscriber is no longer
     active (or was forgotten) are marked skipped at once and returned second."""
     candidates = (
-        select(Delivery.id).where(Delivery.send_id == send_id, due(now)).limit(limit)
+        select(col(Delivery.id)).where(col(Delivery.send_id) == send_id, due(now)).limit(limit)
         .with_for_update(skip_locked=True)
     )
     rows = conn.execute(
-        update(Delivery).where(Delivery.id.in_(candidates.scalar_subquery()))
+        update(Delivery).where(col(Delivery.id).in_(candidates.scalar_subquery()))
         .values(claimed_by=owner, next_attempt_at=now + CLAIM)
-        .returning(Delivery.id, Delivery.subscriber_id, Delivery.email, Delivery.language, Delivery.attempts,
-                   Delivery.first_attempt_at, Delivery.status)
+        .returning(col(Delivery.id), col(Delivery.subscriber_id), col(Delivery.email), col(Delivery.language),
+                   col(Delivery.attempts), col(Delivery.first_attempt_at), col(Delivery.status))
     ).all()
     subscribers = {
         row.id: row for row in conn.execute(
-            select(Subscriber.id, Subscriber.email, Subscriber.name)
-            .where(Subscriber.id.in_([row.subscriber_id for row in rows if row.subscriber_id is not None]),
-                   Subscriber.status == SubscriberStatus.active)
+            select(col(Subscriber.id), col(Subscriber.email), col(Subscriber.name))
+            .where(col(Subscriber.id).in_([row.subscriber_id for row in rows if row.subscriber_id is not None]),
+                   col(Subscriber.status) == SubscriberStatus.active)
         )
     }
-    claimed, gone = [], []
+    claimed: list[Claimed] = []
+    gone: list[Claimed] = []
     for row in sorted(rows, key=lambda row: row.id):
         subscriber = subscribers.get(row.subscriber_id)
         (claimed if subscriber else gone).append(Claimed(
@@ -88,14 +91,14 @@ def claim(conn: Connection, *, send_id: int, owner: str, limit: int,
             subscriber.name if subscriber else "", row.language, row.attempts, row.first_attempt_at,
             row.status == DeliveryStatus.deferred))
     if gone:
-        conn.execute(update(Delivery).where(Delivery.id.in_([c.id for c in gone])).values(
+        conn.execute(update(Delivery).where(col(Delivery.id).in_([c.id for c in gone])).values(
             status=DeliveryStatus.skipped, reply="subscriber no longer active", claimed_by="", next_attempt_at=None))
     conn.commit()
     return claimed, gone
 
 
 _RECORD = (
-    update(Delivery).where(Delivery.id == bindparam("delivery_id"))
+    update(Delivery).where(col(Delivery.id) == bindparam("delivery_id"))
     .values(status=bindparam("status"), reply=bindparam("reply"), reply_code=bindparam("code"),
             attempts=Delivery.attempts + 1,
             first_attempt_at=func.coalesce(Delivery.first_attempt_at, bindparam("at")),
@@ -121,7 +124,8 @@ def record(conn: Connection, outcome: Outcome) -> None:
 
 def record_many(conn: Connection, outcomes: Iterable[Outcome]) -> None:
     """Commit many outcomes in one transaction."""
-    sent, other = [], []
+    sent: list[dict[str, object]] = []
+    other: list[dict[str, object]] = []
     for outcome in outcomes:
         (sent if outcome.status is DeliveryStatus.sent else other).append(_params(outcome))
     if sent:
@@ -134,8 +138,8 @@ def record_many(conn: Connection, outcomes: Iterable[Outcome]) -> None:
 def renew(conn: Connection, *, ids: Collection[int], owner: str, now: datetime) -> None:
     """Extend this process's claims on `ids` (those still waiting)."""
     for chunk in _chunks(list(ids), 500):
-        conn.execute(update(Delivery).where(Delivery.id.in_(chunk), Delivery.claimed_by == owner,
-                                            Delivery.status.in_(WAITING))
+        conn.execute(update(Delivery).where(col(Delivery.id).in_(chunk), col(Delivery.claimed_by) == owner,
+                                            col(Delivery.status).in_(WAITING))
                      .values(next_attempt_at=now + CLAIM))
     conn.commit()
 
@@ -143,8 +147,8 @@ def renew(conn: Connection, *, ids: Collection[int], owner: str, now: datetime) 
 def release(conn: Connection, *, ids: Collection[int], owner: str) -> None:
     """Give back claimed deliveries that were not sent, so they are due again at once."""
     for chunk in _chunks(list(ids), 500):
-        conn.execute(update(Delivery).where(Delivery.id.in_(chunk), Delivery.claimed_by == owner,
-                                            Delivery.status.in_(WAITING))
+        conn.execute(update(Delivery).where(col(Delivery.id).in_(chunk), col(Delivery.claimed_by) == owner,
+                                            col(Delivery.status).in_(WAITING))
                      .values(claimed_by="", next_attempt_at=None))
     conn.commit()
 
@@ -152,33 +156,34 @@ def release(conn: Connection, *, ids: Collection[int], owner: str) -> None:
 def release_dead(conn: Connection, *, send_id: int, also: str = "") -> None:
     """Give back the claims of processes on this machine that have ended (and of `also`, a lapsed lease owner)."""
     owners = conn.execute(
-        select(Delivery.claimed_by).distinct()
-        .where(Delivery.send_id == send_id, Delivery.status.in_(WAITING), Delivery.claimed_by != "")
+        select(col(Delivery.claimed_by)).distinct()
+        .where(col(Delivery.send_id) == send_id, col(Delivery.status).in_(WAITING), col(Delivery.claimed_by) != "")
     ).scalars().all()
     dead = [owner for owner in owners if owner == also or owner_is_dead(owner)]
     if dead:
-        conn.execute(update(Delivery).where(Delivery.send_id == send_id, Delivery.status.in_(WAITING),
-                                            Delivery.claimed_by.in_(dead))
+        conn.execute(update(Delivery).where(col(Delivery.send_id) == send_id, col(Delivery.status).in_(WAITING),
+                                            col(Delivery.claimed_by).in_(dead))
                      .values(claimed_by="", next_attempt_at=None))
     conn.commit()
 
 
 def next_retry(conn: Connection, *, send_id: int) -> datetime | None:
     """When the earliest deferred delivery is due, or None."""
-    return conn.execute(select(func.min(Delivery.next_attempt_at)).where(
-        Delivery.send_id == send_id, Delivery.status == DeliveryStatus.deferred)).scalar_one()
+    return conn.execute(select(func.min(col(Delivery.next_attempt_at))).where(
+        col(Delivery.send_id) == send_id, col(Delivery.status) == DeliveryStatus.deferred)).scalar_one()
 
 
 def waiting(conn: Connection, *, send_id: int) -> int:
     """How many deliveries are still queued or deferred."""
-    return conn.execute(select(func.count()).where(Delivery.send_id == send_id,
-                                                    Delivery.status.in_(WAITING))).scalar_one()
+    return conn.execute(select(func.count()).where(col(Delivery.send_id) == send_id,
+                                                    col(Delivery.status).in_(WAITING))).scalar_one()
 
 
 def sent_since(conn: Connection, since: datetime, limit: int) -> list[datetime]:
     """When the latest messages (of any send) went out, newest `limit` after `since`: seeds the hourly limit."""
-    return list(conn.execute(select(Delivery.sent_at).where(Delivery.sent_at > since)
-                             .order_by(Delivery.sent_at.desc()).limit(limit)).scalars())
+    sent = conn.execute(select(col(Delivery.sent_at)).where(col(Delivery.sent_at) > since)
+                        .order_by(col(Delivery.sent_at).desc()).limit(limit)).scalars()
+    return [at for at in sent if at is not None]  # all of them: a NULL is never after `since`
 
 
 def _chunks(items: list[int], size: int) -> Iterable[list[int]]:

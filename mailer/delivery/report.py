@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import func, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from mailer.delivery import queue
 from mailer.delivery.sends import get_send
@@ -76,8 +76,8 @@ class SendReport:
 
 def status_counts(session: Session, *, send_id: int) -> dict[str, int]:
     """Deliveries per status, every status present (zeros included), in queue order."""
-    rows = session.execute(select(Delivery.status, func.count()).where(Delivery.send_id == send_id)
-                           .group_by(Delivery.status)).all()
+    rows = session.execute(select(col(Delivery.status), func.count()).where(col(Delivery.send_id) == send_id)
+                           .group_by(col(Delivery.status))).all()
     found = {str(status): n for status, n in rows}
     return {status.value: found.get(status.value, 0) for status in DeliveryStatus}
 
@@ -87,14 +87,14 @@ def summarise(session: Session, *, send_id: int, failures: int = 20) -> SendRepo
     session.refresh(send)
     by_language: dict[str, dict[str, int]] = defaultdict(dict)
     for language, status, n in session.execute(
-        select(Delivery.language, Delivery.status, func.count()).where(Delivery.send_id == send_id)
-        .group_by(Delivery.language, Delivery.status)
+        select(col(Delivery.language), col(Delivery.status), func.count()).where(col(Delivery.send_id) == send_id)
+        .group_by(col(Delivery.language), col(Delivery.status))
     ):
         by_language[str(language)][str(status)] = n
     failed = session.execute(
-        select(Delivery.email, Delivery.reply).where(Delivery.send_id == send_id,
-                                                     Delivery.status == DeliveryStatus.failed)
-        .order_by(Delivery.id).limit(failures)
+        select(col(Delivery.email), col(Delivery.reply)).where(col(Delivery.send_id) == send_id,
+                                                               col(Delivery.status) == DeliveryStatus.failed)
+        .order_by(col(Delivery.id)).limit(failures)
     ).all()
     return SendReport(
         send_id=send_id, title=send.title, status=str(send.status), note=send.note,

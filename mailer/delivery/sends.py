@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import exists, func, insert, literal, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from mailer.config import Settings
 from mailer.content import RENDER_LANGUAGES, Issue, Rendered, load_issue, render_issue
@@ -108,7 +108,7 @@ def check_audience(session: Session, topics: Sequence[str], languages: Sequence[
     unknown = [language for language in languages if language not in RENDER_LANGUAGES]
     if unknown:
         raise SendError(f"unknown language {', '.join(unknown)}; use {', '.join(RENDER_LANGUAGES)}")
-    known = set(session.execute(select(Topic.name).where(Topic.name.in_(list(topics)))).scalars())
+    known = set(session.execute(select(col(Topic.name)).where(col(Topic.name).in_(list(topics)))).scalars())
     missing = [topic for topic in topics if topic not in known]
     if missing:
         raise SendError(f"no topic named {', '.join(missing)} (see `mailer topics list`)")
@@ -135,7 +135,7 @@ def get_send(session: Session, *, send_id: int) -> Send:
 def audience_size(session: Session, *, topics: Sequence[str] = (), languages: Sequence[str] = ()) -> int:
     """How many subscribers a send with these topics and languages would go to now."""
     query = audience_query(topics=topics, languages=languages).order_by(None).subquery()
-    return session.execute(select(func.count()).select_from(query)).scalar_one()
+    return session.scalars(select(func.count()).select_from(query)).one()
 
 
 def audience_of(send: Send) -> dict[str, list[str]]:
@@ -153,9 +153,9 @@ def enqueue(session: Session, *, send_id: int, subscriber_ids: Sequence[int] | N
     send = get_send(session, send_id=send_id)
     query = audience_query(**audience_of(send)).order_by(None)
     if subscriber_ids is not None:
-        query = query.where(Subscriber.id.in_(list(subscriber_ids)))
+        query = query.where(col(Subscriber.id).in_(list(subscriber_ids)))
     audience = query.subquery()
-    already = exists().where(Delivery.send_id == send_id, Delivery.subscriber_id == audience.c.id)
+    already = exists().where(col(Delivery.send_id) == send_id, col(Delivery.subscriber_id) == audience.c.id)
     rows = select(
         literal(send_id), audience.c.id, audience.c.email, audience.c.language,
         literal(DeliveryStatus.queued.value), literal(0), literal(""), literal(""), literal(""),
@@ -163,7 +163,7 @@ def enqueue(session: Session, *, send_id: int, subscriber_ids: Sequence[int] | N
     columns = ["send_id", "subscriber_id", "email", "language", "status", "attempts", "reply", "message_id",
                "claimed_by"]
     # Counted from RETURNING: an INSERT's rowcount is -1 on PostgreSQL (psycopg, SQLAlchemy 2.1).
-    added = len(session.execute(insert(Delivery).from_select(columns, rows).returning(Delivery.id)).all())
+    added = len(session.execute(insert(Delivery).from_select(columns, rows).returning(col(Delivery.id))).all())
     session.commit()
     return added
 
@@ -173,7 +173,7 @@ def start(session: Session, *, send_id: int) -> Send:
     send = get_send(session, send_id=send_id)
     session.refresh(send)
     lifecycle.check(send_id, send.status, SendStatus.sending)
-    values = {}
+    values: lifecycle.Times = {}
     if send.started_at is None:
         enqueue(session, send_id=send_id)
         values["started_at"] = utcnow()
@@ -190,7 +190,7 @@ def set_status(session: Session, *, send_id: int, status: SendStatus, note: str 
     in flight go out after this returns. `finished` is for closing a replaced welcome send
     whose queue is empty (`delivery.welcome`).
     """
-    finished = {"finished_at": utcnow()} if status == SendStatus.finished else {}
+    finished: lifecycle.Times = {"finished_at": utcnow()} if status == SendStatus.finished else {}
     lifecycle.move(session, send_id=send_id, to=status, note=note, **finished)
     session.commit()
     send = get_send(session, send_id=send_id)
@@ -199,7 +199,7 @@ def set_status(session: Session, *, send_id: int, status: SendStatus, note: str 
 
 
 def list_sends(session: Session, *, limit: int = 50) -> list[Send]:
-    return list(session.execute(select(Send).order_by(Send.id.desc()).limit(limit)).scalars())
+    return list(session.execute(select(Send).order_by(col(Send.id).desc()).limit(limit)).scalars())
 
 
 def _split(value: str) -> list[str]:

@@ -115,6 +115,7 @@ class SMTPTransport:
         else:
             client = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
         try:
+            assert client.sock is not None  # connected by the constructor
             # Without TCP_NODELAY, Nagle's algorithm plus delayed ACKs stall small
             # commands after STARTTLS to ~40 ms each.
             client.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -25,8 +25,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine, exists, select
-from sqlmodel import Session
+from sqlalchemy import Engine, exists
+from sqlmodel import Session, col, select
 
 from mailer.config import Settings
 from mailer.content import load_issue
@@ -46,8 +46,9 @@ RETRIES = 36  # three minutes: past the lease of a process that died holding it
 
 def open_sends(session: Session) -> list[Send]:
     """The welcome sends still open, newest first."""
-    return list(session.scalars(select(Send).where(Send.kind == SendKind.welcome, Send.status == SendStatus.sending)
-                                .order_by(Send.id.desc())))
+    return list(session.scalars(select(Send)
+                                .where(col(Send.kind) == SendKind.welcome, col(Send.status) == SendStatus.sending)
+                                .order_by(col(Send.id).desc())))
 
 
 def current_send(session: Session, settings: Settings) -> Send | None:
@@ -65,6 +66,7 @@ def current_send(session: Session, settings: Settings) -> Send | None:
         content, _ = freeze(settings, load_issue(path))
         if latest is None or latest.issue_path != str(path) or hashlib.sha256(content).hexdigest() != latest.content_hash:
             latest = create_send(session, settings=settings, issue_path=path, kind=SendKind.welcome)
+    assert latest.id is not None  # read from the database, or just saved
     _close_replaced(session, keep=latest.id)
     return latest
 
@@ -79,8 +81,10 @@ def _edited_since(path: Path, send: Send) -> bool:
 
 def _close_replaced(session: Session, *, keep: int) -> None:
     for send in open_sends(session):
+        assert send.id is not None  # read from the database
         waiting = session.scalar(select(exists().where(
-            Delivery.send_id == send.id, Delivery.status.in_([DeliveryStatus.queued, DeliveryStatus.deferred]))))
+            col(Delivery.send_id) == send.id,
+            col(Delivery.status).in_([DeliveryStatus.queued, DeliveryStatus.deferred]))))
         if send.id != keep and not waiting:
             set_status(session, send_id=send.id, status=SendStatus.finished, note=f"replaced by welcome send {keep}")
 
@@ -107,7 +111,8 @@ def prepare(settings: Settings, engine: Engine) -> int | None:
 def welcomed(session: Session, *, subscriber_id: int) -> bool:
     """Whether the subscriber was ever queued a welcome (of any version)."""
     return bool(session.scalar(select(exists().where(
-        Delivery.subscriber_id == subscriber_id, Delivery.send_id == Send.id, Send.kind == SendKind.welcome))))
+        col(Delivery.subscriber_id) == subscriber_id, col(Delivery.send_id) == col(Send.id),
+        col(Send.kind) == SendKind.welcome))))
 
 
 def add_reader(session: Session, *, send_id: int | None, subscriber_id: int) -> bool:
@@ -118,7 +123,8 @@ def add_reader(session: Session, *, send_id: int | None, subscriber_id: int) -> 
     """
     if send_id is None or welcomed(session, subscriber_id=subscriber_id):
         return False
-    if session.get(Subscriber, subscriber_id).status != SubscriberStatus.active:
+    subscriber = session.get(Subscriber, subscriber_id)
+    if subscriber is None or subscriber.status != SubscriberStatus.active:
         return False
     return enqueue(session, send_id=send_id, subscriber_ids=[subscriber_id]) > 0
 
@@ -144,8 +150,8 @@ def _queued(engine: Engine, send_id: int) -> bool:
     """Whether the send is still open with a delivery never tried."""
     with new_session(engine) as session:
         return bool(session.scalar(select(exists().where(
-            Send.id == send_id, Send.status == SendStatus.sending,
-            Delivery.send_id == send_id, Delivery.status == DeliveryStatus.queued))))
+            col(Send.id) == send_id, col(Send.status) == SendStatus.sending,
+            col(Delivery.send_id) == send_id, col(Delivery.status) == DeliveryStatus.queued))))
 
 
 def deliver_in_background(settings: Settings, engine: Engine, send_id: int) -> None:

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 
 from sqlalchemy import exists, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from mailer.config import Settings
 from mailer.delivery import queue
@@ -52,6 +52,8 @@ def run_worker(settings: Settings, *, send_id: int | None = None, once: bool = F
                     break
                 with new_session(engine) as session:
                     send = session.get(Send, due_id)
+                if send is None:
+                    continue  # deleted since it was listed
                 with engine.connect() as conn:
                     queue.release_dead(conn, send_id=due_id)
                 run = Run(settings, engine, send, owner, signer=signer, stop=stop)
@@ -75,8 +77,8 @@ def run_worker(settings: Settings, *, send_id: int | None = None, once: bool = F
 
 def _sends_with_work(session: Session, send_id: int | None) -> list[int]:
     """Sends being sent that have deliveries due now (queued, or deferred and due, not claimed by a live process)."""
-    query = select(Send.id).where(Send.status == SendStatus.sending, exists().where(
-        Delivery.send_id == Send.id, queue.due(utcnow())))
+    query = select(col(Send.id)).where(col(Send.status) == SendStatus.sending, exists().where(
+        col(Delivery.send_id) == col(Send.id), queue.due(utcnow())))
     if send_id is not None:
-        query = query.where(Send.id == send_id)
-    return list(session.execute(query.order_by(Send.id)).scalars())
+        query = query.where(col(Send.id) == send_id)
+    return [found for found in session.execute(query.order_by(col(Send.id))).scalars() if found is not None]

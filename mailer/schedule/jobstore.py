@@ -48,7 +48,7 @@ def make_scheduler(settings: Settings, engine: Engine) -> BackgroundScheduler:
     return BackgroundScheduler(**_options(settings, engine))
 
 
-class JobStoreEditor(BaseScheduler):
+class JobStoreEditor(BaseScheduler):  # type: ignore[misc]  # APScheduler 3 publishes no types
     """A scheduler with no thread, which never runs a job: commands read and write jobs with it.
 
     Not a paused BackgroundScheduler: its thread looks at the due jobs once more on shutdown

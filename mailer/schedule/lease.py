@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import delete, or_, update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from mailer.delivery.owners import new_owner, owner_is_dead
 from mailer.errors import ScheduleError
@@ -57,7 +57,7 @@ def renew(session: Session, *, owner: str, now: datetime) -> bool:
 
 
 def release(session: Session, *, owner: str) -> None:
-    session.execute(delete(RunnerLease).where(RunnerLease.name == NAME, RunnerLease.owner == owner))
+    session.execute(delete(RunnerLease).where(col(RunnerLease.name) == NAME, col(RunnerLease.owner) == owner))
     session.commit()
 
 
@@ -70,15 +70,16 @@ def holder(session: Session, *, now: datetime) -> RunnerLease | None:
 def _claim(session: Session, *, owner: str, now: datetime, only_mine: bool = False, dead: str = "") -> bool:
     """One conditional UPDATE, so two runners racing cannot both win. `dead`: a holder known to have ended."""
     if only_mine:
-        free = RunnerLease.owner == owner
+        free = col(RunnerLease.owner) == owner
     else:
-        free = or_(RunnerLease.owner == owner, RunnerLease.expires_at <= now, *([RunnerLease.owner == dead] if dead else []))
+        free = or_(col(RunnerLease.owner) == owner, col(RunnerLease.expires_at) <= now,
+                   *([col(RunnerLease.owner) == dead] if dead else []))
     values: dict[str, object] = {"owner": owner, "expires_at": _expiry(now)}
     if not only_mine:
         values["acquired_at"] = now
-    result = session.execute(update(RunnerLease).where(RunnerLease.name == NAME, free).values(**values))
+    result = session.exec(update(RunnerLease).where(col(RunnerLease.name) == NAME, free).values(**values))
     session.commit()
-    return result.rowcount == 1  # type: ignore[attr-defined]
+    return result.rowcount == 1
 
 
 def _expiry(now: datetime) -> datetime:

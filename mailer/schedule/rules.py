@@ -91,7 +91,7 @@ def check_time_of_day(hour: int, minute: int, tz_name: str, *, today: date) -> N
 
 
 def trigger(rule: Rule) -> CronTrigger:
-    return CronTrigger(**cron_fields(rule.when), timezone=zone(rule.tz))  # type: ignore[arg-type]
+    return CronTrigger(**cron_fields(rule.when), timezone=zone(rule.tz))
 
 
 def add_rule(settings: Settings, engine: Engine, rule: Rule, *, now: datetime) -> Moment:

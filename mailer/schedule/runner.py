@@ -31,8 +31,8 @@ from typing import Any
 
 from apscheduler.events import EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.schedulers.background import BackgroundScheduler
-from sqlalchemy import Engine, exists, or_, select
-from sqlmodel import Session
+from sqlalchemy import ColumnElement, Engine, exists, or_, select
+from sqlmodel import Session, col
 
 from mailer.bounces import process_mailbox
 from mailer.config import Settings
@@ -99,11 +99,13 @@ class Runner:
         """One pass over the sends (see the module docstring); returns the deliveries it launched."""
         now = now or utcnow()
         with new_session(self.engine) as session:
-            due = session.scalars(
-                select(Send.id).where(Send.status == SendStatus.scheduled, Send.scheduled_at <= now).order_by(Send.scheduled_at)
-            ).all()
+            due = [send_id for send_id in session.scalars(
+                select(col(Send.id)).where(col(Send.status) == SendStatus.scheduled, col(Send.scheduled_at) <= now)
+                .order_by(col(Send.scheduled_at))
+            ) if send_id is not None]
             stalled = [send_id for send_id, owner, until in session.execute(
-                select(Send.id, Send.lease_owner, Send.lease_expires_at).where(*_resumable(now)).order_by(Send.id))
+                select(col(Send.id), col(Send.lease_owner), col(Send.lease_expires_at)).where(*_resumable(now))
+                .order_by(col(Send.id)))
                 if not owner or until is None or until <= now or owner_is_dead(owner)]
         launched = [future for send_id in due if (future := self.start_send(send_id, now=now))]
         launched += [future for send_id in stalled if (future := self._launch(send_id, SendStatus.sending))]
@@ -127,8 +129,9 @@ class Runner:
     def _mark_missed(self, session: Session, send: Send, *, due: datetime, now: datetime) -> None:
         note = (f"missed: due {Moment(due, self.tz).short}, the runner came {lateness(now - due)} late "
                 f"(grace {self.settings.schedule_grace_hours:g} h)")
+        assert send.id is not None  # a send read from the database
         marked = lifecycle.change(session, send_id=send.id, to=SendStatus.missed, from_=(SendStatus.scheduled,),
-                                  note=note, when=(Send.scheduled_at == due,))
+                                  note=note, when=(col(Send.scheduled_at) == due,))
         session.commit()
         if marked:
             log.warning("send %s (%s) %s; not sending it. To send it after all: mailer schedule move %s --at ...",
@@ -175,7 +178,8 @@ class Runner:
             wanted = {
                 f"{SEND_JOB_PREFIX}{send_id}": (send_id, title, at.replace(tzinfo=UTC))
                 for send_id, title, at in session.execute(
-                    select(Send.id, Send.title, Send.scheduled_at).where(Send.status == SendStatus.scheduled, Send.scheduled_at > now))
+                    select(col(Send.id), col(Send.title), col(Send.scheduled_at))
+                    .where(col(Send.status) == SendStatus.scheduled, col(Send.scheduled_at) > now))
             }
         jobs = {job.id: job for job in self.scheduler.get_jobs(jobstore=PERSISTENT) if job.id.startswith(SEND_JOB_PREFIX)}
         for job_id in jobs.keys() - wanted.keys():
@@ -297,15 +301,15 @@ class Runner:
             log.info("bounces: %s", report)
 
 
-def _resumable(now: datetime) -> tuple[Any, ...]:
+def _resumable(now: datetime) -> tuple[ColumnElement[bool], ...]:
     """Conditions for a send left `sending` with work due now (its lease is checked by the caller).
 
     Two EXISTS rather than one with OR, so each is answered from the (send_id, status) index.
     """
-    queued = exists().where(Delivery.send_id == Send.id, Delivery.status == DeliveryStatus.queued)
-    retry_due = exists().where(Delivery.send_id == Send.id, Delivery.status == DeliveryStatus.deferred,
-                               Delivery.next_attempt_at <= now)
-    return Send.status == SendStatus.sending, or_(queued, retry_due)
+    queued = exists().where(col(Delivery.send_id) == col(Send.id), col(Delivery.status) == DeliveryStatus.queued)
+    retry_due = exists().where(col(Delivery.send_id) == col(Send.id), col(Delivery.status) == DeliveryStatus.deferred,
+                               col(Delivery.next_attempt_at) <= now)
+    return col(Send.status) == SendStatus.sending, or_(queued, retry_due)
 
 
 class _WebServer:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from mailer.config import Settings
 from mailer.delivery import lifecycle
@@ -66,13 +66,14 @@ def refresh_send(session: Session, *, settings: Settings, send_id: int) -> tuple
 
 def earlier_send(session: Session, issue_path: Path, statuses: Sequence[SendStatus] = ACTIVE) -> Send | None:
     """A send of the same issue (known by its file name) in one of `statuses`."""
-    query = select(Send).where(Send.issue_slug == issue_path.stem, Send.status.in_(statuses)).order_by(Send.id)  # type: ignore[attr-defined]
+    query = (select(Send).where(col(Send.issue_slug) == issue_path.stem, col(Send.status).in_(statuses))
+             .order_by(col(Send.id)))
     return session.exec(query).first()
 
 
 def planned(session: Session) -> list[Send]:
     """Sends a scheduler cares about: scheduled (soonest first), missed, and going out now."""
-    sends = session.exec(select(Send).where(Send.status.in_(SHOWN))).all()  # type: ignore[attr-defined]
+    sends = session.exec(select(Send).where(col(Send.status).in_(SHOWN))).all()
     return sorted(sends, key=lambda send: (SHOWN.index(send.status), send.scheduled_at or datetime.max, send.id))
 
 
@@ -92,8 +93,9 @@ def _changeable(session: Session, send_id: int, verb: str) -> Send:
 
 def _reschedule(session: Session, send: Send, at: datetime) -> None:
     """Give a send a new time, only if the runner has not started it (nor anyone moved it) meanwhile."""
+    assert send.id is not None  # a send read from the database
     moved = lifecycle.change(session, send_id=send.id, to=SendStatus.scheduled, from_=(send.status,), note="",
-                             when=(Send.scheduled_at == send.scheduled_at,), scheduled_at=at)
+                             when=(col(Send.scheduled_at) == send.scheduled_at,), scheduled_at=at)
     session.commit()
     if not moved:
         raise SendError(f"send {send.id} changed meanwhile (the runner may have started it); see `mailer schedule list`")

@@ -152,3 +152,24 @@ def test_too_few_database_connections_fail_before_anything_is_sent(pg, postgres_
         assert send.status == SendStatus.sending and not send.lease_owner
     assert {d.status for d in deliveries(pg, send_id).values()} == {"queued"}
     assert all(not d.claimed_by for d in deliveries(pg, send_id).values())
+
+
+def test_a_worker_passes_over_a_send_deleted_after_it_looked_for_work(pg, postgres_database, smtp_settings,  # type: ignore[no-untyped-def]
+                                                                      smtp_server) -> None:
+    from mailer.delivery.worker import run_worker
+
+    first = started_send(pg, 3)
+    with new_session(pg) as session:  # a second send to the same readers
+        second = Send(issue_slug="other", title="Other news", content=content())
+        session.add(second)
+        session.commit()
+        start(session, send_id=second.id)
+
+    def delete_second(report) -> None:  # type: ignore[no-untyped-def]
+        if report.send_id == first:  # the worker listed both sends before it ran this one
+            with pg.begin() as connection:
+                connection.execute(text("DELETE FROM send WHERE id = :id"), {"id": second.id})
+
+    settings = smtp_settings.model_copy(update={"database_url": postgres_database})
+    assert run_worker(settings, once=True, on_report=delete_second) == 3
+    assert sorted(smtp_server.recipients()) == [f"reader{n}@example.com" for n in range(3)]

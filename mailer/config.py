@@ -286,7 +286,7 @@ def _reading(path: Path) -> Iterator[None]:
         _settings_file.reset(token)
 
 
-def load_settings(path: Path | str | None = None, **overrides: object) -> Settings:
+def load_settings(path: Path | str | None = None) -> Settings:
     """Read the settings from `path` (default: `config_path()`) and the environment.
 
     Any problem becomes one message per value, naming the key and the file, or the
@@ -295,7 +295,7 @@ def load_settings(path: Path | str | None = None, **overrides: object) -> Settin
     path = config_path(path)
     try:
         with _reading(path):
-            return Settings(**overrides)
+            return Settings()
     except ValidationError as exc:
         lines = []
         for error in exc.errors():

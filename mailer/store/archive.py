@@ -12,9 +12,9 @@ import json
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.orm import defer
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from mailer.errors import NotFound
 from mailer.store.models import Send, SendKind, SendStatus
@@ -48,16 +48,18 @@ class ArchivedIssue:
 
 def public_send(session: Session, send_id: int) -> Send | None:
     """The send whose web version `/archive/ID` shows, or None when it is not public."""
-    return session.scalar(select(Send).where(Send.id == send_id, Send.published, Send.started_at.is_not(None),
-                                             Send.status.in_(PUBLIC_STATUSES)))
+    return session.scalar(select(Send).where(Send.id == send_id, Send.published, col(Send.started_at).is_not(None),
+                                             col(Send.status).in_(PUBLIC_STATUSES)))
 
 
 def archived_issues(session: Session, *, language: str | None = None, limit: int | None = None) -> list[ArchivedIssue]:
     """Each published issue once, newest issue date first; only those written in `language` when given.
     Welcome emails (replaced welcome sends finish too) are not issues."""
-    query = (select(Send).options(defer(Send.content)).where(Send.published, Send.status == SendStatus.finished,
-                                                            Send.kind == SendKind.issue)
-             .order_by(Send.finished_at.desc(), Send.id.desc()))
+    # SQLModel types `Send.content` as bytes, but on the class it is the column attribute `defer` takes.
+    without_content = defer(Send.content)  # type: ignore[arg-type]
+    query = (select(Send).options(without_content)
+             .where(Send.published, Send.status == SendStatus.finished, Send.kind == SendKind.issue)
+             .order_by(col(Send.finished_at).desc(), col(Send.id).desc()))
     newest: dict[str, Send] = {}
     for send in session.scalars(query):
         newest.setdefault(send.issue_slug, send)
@@ -80,6 +82,6 @@ def set_published(session: Session, *, send_id: int, published: bool) -> list[in
     send = session.get(Send, send_id)
     if send is None:
         raise NotFound(f"no send with id {send_id} (see `mailer sends list`)")
-    ids = list(session.scalars(select(Send.id).where(Send.issue_slug == send.issue_slug).order_by(Send.id)))
-    session.execute(update(Send).where(Send.id.in_(ids)).values(published=published))
+    ids = list(session.scalars(select(Send.id).where(Send.issue_slug == send.issue_slug).order_by(col(Send.id))))
+    session.execute(update(Send).where(col(Send.id).in_(ids)).values(published=published))
     return ids

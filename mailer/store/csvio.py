@@ -30,8 +30,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, TextIO
 
-from sqlalchemy import insert, select
-from sqlmodel import Session
+from sqlalchemy import Table, insert, select
+from sqlmodel import Session, SQLModel, col
 
 from mailer.errors import StoreError
 from mailer.store.models import (
@@ -214,11 +214,11 @@ def export_csv(session: Session, out: TextIO) -> int:
     writer = csv.writer(out)
     writer.writerow(EXPORT_COLUMNS)
     query = (
-        select(Subscriber.id, Subscriber.email, Subscriber.name, Subscriber.language, Subscriber.status,
-               Subscriber.source, Subscriber.consent_text, Subscriber.created_at, Subscriber.confirmed_at,
-               Subscriber.status_changed_at)
+        select(col(Subscriber.id), col(Subscriber.email), col(Subscriber.name), col(Subscriber.language),
+               col(Subscriber.status), col(Subscriber.source), col(Subscriber.consent_text),
+               col(Subscriber.created_at), col(Subscriber.confirmed_at), col(Subscriber.status_changed_at))
         .where(REMEMBERED)
-        .order_by(Subscriber.id)
+        .order_by(col(Subscriber.id))
         .execution_options(yield_per=BATCH)
     )
     count = 0
@@ -333,7 +333,7 @@ def _decide_topics(session: Session, path: Path, layout: _Layout, *, create: boo
     for _line, cells in records:
         if index < len(cells):
             rows.update(split_topics(unguard(cells[index])))
-    known = set(session.scalars(select(Topic.name)))
+    known = set(session.scalars(select(col(Topic.name))))
     unknown = sorted(name for name in rows if name not in known)
     if unknown and not create:
         names = ", ".join(f"{name!r} ({rows[name]} row{'s' * (rows[name] != 1)})" for name in unknown)
@@ -357,11 +357,11 @@ class _Importer:
         # A file with both topics and status records a list (an export): its topics are restored as they were.
         # Anyone else new joins the default topics too, as they would from any other way in.
         exact_topics = suppress or (layout.has("topics") and layout.has("status"))
-        self.topic_ids: dict[str, int] = dict(session.execute(select(Topic.name, Topic.id)).all())
+        self.topic_ids: dict[str, int] = dict(session.execute(select(col(Topic.name), col(Topic.id))).all())
         self.topic_names = {topic_id: name for name, topic_id in self.topic_ids.items()}
         self.defaults = [] if exact_topics else [topic.name for topic in default_topics(session)]
         self.date_columns = [column for column in DATE_COLUMNS if layout.has(column)]
-        self.forgotten = set(session.scalars(select(ForgottenAddress.address_hash)))
+        self.forgotten = set(session.scalars(select(col(ForgottenAddress.address_hash))))
         self.first_line: dict[str, int] = {}  # address key -> line it first appeared on
         self.batch: list[_Row | LineResult] = []
         self.report = ImportReport(read_past=layout.read_past, kind=layout.kind)
@@ -425,14 +425,16 @@ class _Importer:
         found = {
             row.email_key: row
             for row in self.session.execute(
-                select(Subscriber.id, Subscriber.email_key, Subscriber.name, Subscriber.language, Subscriber.status)
-                .where(Subscriber.email_key.in_(keys))
+                select(col(Subscriber.id), col(Subscriber.email_key), col(Subscriber.name), col(Subscriber.language),
+                       col(Subscriber.status))
+                .where(col(Subscriber.email_key).in_(keys))
             )
         }
         topics: dict[int, set[int]] = defaultdict(set)
         ids = [row.id for row in found.values()]
         if ids:
-            links = select(SubscriberTopic.subscriber_id, SubscriberTopic.topic_id).where(SubscriberTopic.subscriber_id.in_(ids))
+            links = (select(col(SubscriberTopic.subscriber_id), col(SubscriberTopic.topic_id))
+                     .where(col(SubscriberTopic.subscriber_id).in_(ids)))
             for subscriber_id, topic_id in self.session.execute(links):
                 topics[subscriber_id].add(topic_id)
         return {key: (row, topics[row.id]) for key, row in found.items()}
@@ -482,9 +484,9 @@ class _Importer:
         if not rows:
             return
         now, detail = utcnow(), f"from {self.path.name}"
-        ids = dict(
+        ids: dict[str, int] = dict(
             self.session.execute(
-                insert(Subscriber.__table__).returning(Subscriber.email_key, Subscriber.id),
+                insert(_table(Subscriber)).returning(col(Subscriber.email_key), col(Subscriber.id)),
                 [self._values(row, now) for row in rows],
             ).all()
         )
@@ -492,9 +494,9 @@ class _Importer:
         links = [{"subscriber_id": ids[row.key], "topic_id": self.topic_ids[topic]} for row in rows
                  for topic in dict.fromkeys((*(() if row.status in STOPPED else self.defaults), *row.topics))]
         if links:
-            self.session.execute(insert(SubscriberTopic.__table__), links)
+            self.session.execute(insert(_table(SubscriberTopic)), links)
         self.session.execute(
-            insert(Event.__table__),
+            insert(_table(Event)),
             [{"subscriber_id": ids[row.key], "kind": EventKind.imported, "channel": self.channel,
               "detail": detail if row.status in (None, SubscriberStatus.active) else f"{detail}; {row.status}",
               "send_id": None, "created_at": now} for row in rows],
@@ -512,6 +514,12 @@ class _Importer:
             "created_at": row.dates.get("created_at") or now, "confirmed_at": confirmed,
             "status_changed_at": row.dates.get("status_changed_at") or now,
         }
+
+
+def _table(model: type[SQLModel]) -> Table:
+    """A table model's `Table`: the bulk inserts go through it, without the ORM."""
+    table: Table = model.__table__  # type: ignore[attr-defined]  # set on every table model, but not declared
+    return table
 
 
 def _status(values: dict[str, str]) -> SubscriberStatus | None:

@@ -18,7 +18,9 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, event, make_url
+from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel import Session, SQLModel, create_engine
 
 from mailer.errors import ConfigError, DatabaseOutOfDate, StoreError
@@ -27,6 +29,9 @@ from mailer.store import models  # noqa: F401  (registers the tables)
 MIGRATIONS = Path(__file__).with_name("migrations")
 # Tables in the same database that the models do not own: APScheduler's job store.
 FOREIGN_TABLES = {"apscheduler_jobs"}
+# One difference `drift` finds, as Alembic words it: ("add_table", table), ("remove_column", schema, table,
+# column)... or, for the changes to one column, a list of such tuples.
+Difference = tuple[Any, ...] | list[tuple[Any, ...]]
 
 
 def make_engine(url: str, *, pool_size: int = 5) -> Engine:
@@ -64,7 +69,7 @@ def _create_private(database: str | None) -> None:
         pass
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
@@ -141,11 +146,12 @@ def _refuse_newer(current: str | None) -> None:
         raise DatabaseOutOfDate(f"database is at revision {current}, newer than this mailer knows: upgrade mailer")
 
 
-def drift(engine: Engine) -> list[Any]:
+def drift(engine: Engine) -> list[Difference]:
     """Differences between the database and the models (empty when the migrations match the code)."""
     with engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"include_object": include_object, "compare_type": True})
-        return compare_metadata(context, SQLModel.metadata)
+        differences: list[Difference] = compare_metadata(context, SQLModel.metadata)  # typed Any by Alembic
+        return differences
 
 
 def new_revision(engine: Engine, message: str) -> None:

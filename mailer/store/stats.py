@@ -12,8 +12,9 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
-from sqlmodel import Session
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from mailer.store.models import Bounce, BounceKind, Event, EventKind, Subscriber, SubscriberStatus, utcnow
 from mailer.store.topics import list_topics
@@ -44,13 +45,13 @@ class Stats:
 
 def list_stats(session: Session, *, months: int = 12, now: datetime | None = None) -> Stats:
     by_status = {status.value: 0 for status in SubscriberStatus}
-    by_status.update(session.execute(select(Subscriber.status, func.count()).group_by(Subscriber.status)).all())
-    by_language = dict(
+    by_status.update(session.execute(select(Subscriber.status, func.count()).group_by(col(Subscriber.status))).all())
+    by_language: dict[str, int] = dict(
         session.execute(
             select(Subscriber.language, func.count())
             .where(Subscriber.status == SubscriberStatus.active)
-            .group_by(Subscriber.language)
-            .order_by(Subscriber.language)
+            .group_by(col(Subscriber.language))
+            .order_by(col(Subscriber.language))
         ).all()
     )
     by_topic = {topic.name: count for topic, count in list_topics(session)}
@@ -65,10 +66,10 @@ def history(session: Session, *, months: int = 12, now: datetime | None = None) 
     labels = _last_months(now or utcnow(), months)
     start = datetime.strptime(labels[0], "%Y-%m")
     failures = (BounceKind.permanent, BounceKind.temporary)
-    moments = [
-        select(Subscriber.confirmed_at).where(Subscriber.confirmed_at >= start),
+    moments: list[SelectOfScalar[datetime | None] | SelectOfScalar[datetime]] = [
+        select(col(Subscriber.confirmed_at)).where(col(Subscriber.confirmed_at) >= start),
         select(Event.created_at).where(Event.kind == EventKind.unsubscribed, Event.created_at >= start),
-        select(Bounce.received_at).where(Bounce.kind.in_(failures), Bounce.verified, Bounce.received_at >= start),
+        select(Bounce.received_at).where(col(Bounce.kind).in_(failures), Bounce.verified, Bounce.received_at >= start),
         select(Bounce.received_at).where(Bounce.kind == BounceKind.complaint, Bounce.verified,
                                          Bounce.received_at >= start),
     ]

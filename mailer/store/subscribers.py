@@ -20,8 +20,9 @@ from functools import lru_cache
 
 from email_validator import EmailNotValidError, validate_email
 from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES, DOT_ATOM_TEXT, EMAIL_MAX_LENGTH
-from sqlalchemy import Select, delete, func, select
-from sqlmodel import Session
+from sqlalchemy import delete, func
+from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import Select
 
 from mailer.errors import NotFound, StoreError
 from mailer.store.models import (
@@ -45,7 +46,7 @@ STOPPED = (SubscriberStatus.unsubscribed, SubscriberStatus.bounced, SubscriberSt
 # `forget` blanks an address to forgotten-<id>@invalid, which no valid address can be (no dot in the domain).
 FORGOTTEN_SUFFIX = "@invalid"
 # Subscribers `forget` has not blanked: listings and exports leave the blanked rows out.
-REMEMBERED = ~Subscriber.email_key.endswith(FORGOTTEN_SUFFIX)
+REMEMBERED = ~col(Subscriber.email_key).endswith(FORGOTTEN_SUFFIX)
 # A stop that unsubscribing must not hide: the address bounced, or its owner called the mail spam.
 HARD_STOPS = (SubscriberStatus.bounced, SubscriberStatus.complained)
 NAME_LENGTH = 200
@@ -148,7 +149,7 @@ def forgotten_hash(email_key: str, salt: str) -> str:
 def is_forgotten(session: Session, *, email_key: str, salts: Sequence[str]) -> bool:
     """Whether the address was erased; `salts` are the current and old secret keys."""
     hashes = [forgotten_hash(email_key, salt) for salt in salts]
-    return session.scalar(select(ForgottenAddress.id).where(ForgottenAddress.address_hash.in_(hashes))) is not None
+    return session.scalar(select(ForgottenAddress.id).where(col(ForgottenAddress.address_hash).in_(hashes))) is not None
 
 
 def get_subscriber(session: Session, *, subscriber_id: int) -> Subscriber:
@@ -205,7 +206,8 @@ def add_subscriber(
     )
     session.add(subscriber)
     session.flush()
-    _link_topics(session, subscriber, _with_defaults(session, wanted))
+    assert subscriber.id is not None  # flushed
+    _link_topics(session, subscriber.id, _with_defaults(session, wanted))
     _record(session, subscriber, EventKind.subscribed, channel=subscriber.source)
     return subscriber
 
@@ -240,9 +242,10 @@ def subscribe_pending(
     else:
         _record(session, subscriber, EventKind.subscribed, channel=source,
                 detail=f"asked to subscribe again; stays {subscriber.status} until confirmed")
+    assert subscriber.id is not None  # read from the database, or flushed above
     now = utcnow()
-    session.execute(delete(SubscribeRequest).where(SubscribeRequest.subscriber_id == subscriber.id,
-                                                   SubscribeRequest.created_at < now - REQUEST_LIFETIME))
+    session.execute(delete(SubscribeRequest).where(col(SubscribeRequest.subscriber_id) == subscriber.id,
+                                                   col(SubscribeRequest.created_at) < now - REQUEST_LIFETIME))
     session.add(SubscribeRequest(subscriber_id=subscriber.id, name=clean_name(name), language=language,
                                  topics=",".join(topic.name for topic in wanted), source=source,
                                  consent_text=clean_text(consent_text), created_at=now))
@@ -253,7 +256,7 @@ def subscribe_pending(
 def open_request(session: Session, *, subscriber_id: int, request_id: int | None = None) -> SubscribeRequest | None:
     """The subscribe request `request_id` of this subscriber if it still waits, or (without an id) the newest."""
     query = select(SubscribeRequest).where(SubscribeRequest.subscriber_id == subscriber_id)
-    query = query.where(SubscribeRequest.id == request_id) if request_id is not None else query.order_by(SubscribeRequest.id.desc())
+    query = query.where(SubscribeRequest.id == request_id) if request_id is not None else query.order_by(col(SubscribeRequest.id).desc())
     return session.scalars(query.limit(1).execution_options(populate_existing=True)).first()
 
 
@@ -268,7 +271,7 @@ def confirm(session: Session, *, subscriber_id: int, request_id: int | None = No
     anyone who stopped since.
     """
     subscriber = get_subscriber(session, subscriber_id=subscriber_id)
-    request = open_request(session, subscriber_id=subscriber.id, request_id=request_id)
+    request = open_request(session, subscriber_id=subscriber_id, request_id=request_id)
     if request is None and subscriber.status != SubscriberStatus.pending:
         return subscriber
     if request is not None:
@@ -276,13 +279,13 @@ def confirm(session: Session, *, subscriber_id: int, request_id: int | None = No
         subscriber.source, subscriber.consent_text = request.source, request.consent_text
         # A topic removed or made private since the request was made is left out.
         asked = [name for name in request.topics.split(",") if name]
-        wanted = list(session.scalars(select(Topic).where(Topic.name.in_(asked), Topic.public))) if asked else []
+        wanted = list(session.scalars(select(Topic).where(col(Topic.name).in_(asked), Topic.public))) if asked else []
         session.execute(delete(SubscriberTopic).where(
-            SubscriberTopic.subscriber_id == subscriber.id,
-            SubscriberTopic.topic_id.in_(select(Topic.id).where(Topic.public)),
+            col(SubscriberTopic.subscriber_id) == subscriber_id,
+            col(SubscriberTopic.topic_id).in_(select(Topic.id).where(Topic.public)),
         ))
-        _link_topics(session, subscriber, _with_defaults(session, wanted))
-        session.execute(delete(SubscribeRequest).where(SubscribeRequest.subscriber_id == subscriber.id))
+        _link_topics(session, subscriber_id, _with_defaults(session, wanted))
+        session.execute(delete(SubscribeRequest).where(col(SubscribeRequest.subscriber_id) == subscriber_id))
     subscriber.confirmed_at = utcnow()
     if subscriber.status != SubscriberStatus.active:
         _change_status(session, subscriber, SubscriberStatus.active, EventKind.confirmed, channel=channel)
@@ -300,7 +303,7 @@ def unsubscribe(session: Session, *, subscriber_id: int, channel: str, send_id: 
     recorded all the same. A waiting subscribe request is dropped.
     """
     subscriber = get_subscriber(session, subscriber_id=subscriber_id)
-    session.execute(delete(SubscribeRequest).where(SubscribeRequest.subscriber_id == subscriber.id))
+    session.execute(delete(SubscribeRequest).where(col(SubscribeRequest.subscriber_id) == subscriber_id))
     if subscriber.status in HARD_STOPS:
         _record(session, subscriber, EventKind.unsubscribed, channel=channel, send_id=send_id,
                 detail=f"stays {subscriber.status}")
@@ -348,16 +351,16 @@ def update_preferences(
         subscriber.language = language
     if topics is not None:
         wanted = {topic.name: topic for topic in resolve_topics(session, topics, public_only=public_only)}
-        current = set(topic_names(session, subscriber.id, public_only=public_only))
+        current = set(topic_names(session, subscriber_id, public_only=public_only))
         added, removed = sorted(wanted.keys() - current), sorted(current - wanted.keys())
         if removed:
             session.execute(
                 delete(SubscriberTopic).where(
-                    SubscriberTopic.subscriber_id == subscriber.id,
-                    SubscriberTopic.topic_id.in_(select(Topic.id).where(Topic.name.in_(removed))),
+                    col(SubscriberTopic.subscriber_id) == subscriber_id,
+                    col(SubscriberTopic.topic_id).in_(select(Topic.id).where(col(Topic.name).in_(removed))),
                 )
             )
-        _link_topics(session, subscriber, [wanted[name] for name in added])
+        _link_topics(session, subscriber_id, [wanted[name] for name in added])
         changes += [f"+{name}" for name in added] + [f"-{name}" for name in removed]
     if changes:
         _record(session, subscriber, EventKind.preferences, channel=channel, detail="; ".join(changes), send_id=send_id)
@@ -401,14 +404,14 @@ def record_soft_bounce(
     if subscriber.status != SubscriberStatus.active:
         return False
     since = max(utcnow() - timedelta(days=window_days), subscriber.status_changed_at)
-    count = session.scalar(
-        select(func.count(Event.id)).where(
-            Event.subscriber_id == subscriber.id, Event.kind == EventKind.soft_bounce, Event.created_at >= since
+    count = session.scalars(
+        select(func.count(col(Event.id))).where(
+            Event.subscriber_id == subscriber_id, Event.kind == EventKind.soft_bounce, Event.created_at >= since
         )
-    )
+    ).one()
     if count < limit:
         return False
-    mark_bounced(session, subscriber_id=subscriber.id, detail=f"{count} soft bounces within {window_days} days; last: {detail}", send_id=send_id)
+    mark_bounced(session, subscriber_id=subscriber_id, detail=f"{count} soft bounces within {window_days} days; last: {detail}", send_id=send_id)
     return True
 
 
@@ -446,8 +449,8 @@ def forget(session: Session, *, email: str, salt: str) -> Subscriber | None:
         event.detail = _scrub(event.detail, addresses)
     for delivery in session.scalars(select(Delivery).where(Delivery.subscriber_id == subscriber.id)):
         delivery.email, delivery.reply = placeholder, _scrub(delivery.reply, addresses)
-    session.execute(delete(SubscriberTopic).where(SubscriberTopic.subscriber_id == subscriber.id))
-    session.execute(delete(SubscribeRequest).where(SubscribeRequest.subscriber_id == subscriber.id))
+    session.execute(delete(SubscriberTopic).where(col(SubscriberTopic.subscriber_id) == subscriber.id))
+    session.execute(delete(SubscribeRequest).where(col(SubscribeRequest.subscriber_id) == subscriber.id))
     subscriber.email = subscriber.email_key = placeholder
     subscriber.name = subscriber.consent_text = ""
     if subscriber.status != SubscriberStatus.unsubscribed:
@@ -457,26 +460,28 @@ def forget(session: Session, *, email: str, salt: str) -> Subscriber | None:
     return subscriber
 
 
-def audience_query(*, topics: Sequence[str] = (), languages: Sequence[str] = ()) -> Select:
+def audience_query(
+    *, topics: Sequence[str] = (), languages: Sequence[str] = ()
+) -> Select[int | None, str, str, Language]:
     """Active subscribers in any of `topics` (everyone active when empty), in id order, to stream.
 
     Columns: id, email, name, language. Stream it with
     `session.execute(q).yield_per(1000)`, or feed it to `INSERT ... SELECT`.
     """
     query = (
-        select(Subscriber.id, Subscriber.email, Subscriber.name, Subscriber.language)
+        select(col(Subscriber.id), Subscriber.email, Subscriber.name, col(Subscriber.language))
         .where(Subscriber.status == SubscriberStatus.active)
-        .order_by(Subscriber.id)
+        .order_by(col(Subscriber.id))
     )
     if topics:
         members = (
             select(SubscriberTopic.subscriber_id)
-            .join(Topic, Topic.id == SubscriberTopic.topic_id)
-            .where(Topic.name.in_(list(topics)))
+            .join(Topic, col(Topic.id) == SubscriberTopic.topic_id)
+            .where(col(Topic.name).in_(list(topics)))
         )
-        query = query.where(Subscriber.id.in_(members))
+        query = query.where(col(Subscriber.id).in_(members))
     if languages:
-        query = query.where(Subscriber.language.in_(list(languages)))
+        query = query.where(col(Subscriber.language).in_(list(languages)))
     return query
 
 
@@ -507,10 +512,11 @@ def _with_defaults(session: Session, topics: Sequence[Topic]) -> list[Topic]:
     return list({topic.name: topic for topic in (*default_topics(session), *topics)}.values())
 
 
-def _link_topics(session: Session, subscriber: Subscriber, topics: Sequence[Topic]) -> None:
+def _link_topics(session: Session, subscriber_id: int, topics: Sequence[Topic]) -> None:
     """Add memberships the subscriber does not have yet (callers remove the others first)."""
     for topic in topics:
-        session.merge(SubscriberTopic(subscriber_id=subscriber.id, topic_id=topic.id))
+        assert topic.id is not None  # topics are read from the database
+        session.merge(SubscriberTopic(subscriber_id=subscriber_id, topic_id=topic.id))
     session.flush()
 
 
@@ -524,6 +530,6 @@ def _scrub_bounces(session: Session, *, key: str, subscriber_id: int | None) -> 
     """Wipe the address from bounce records, matched by subscriber or by address."""
     matches = func.lower(Bounce.address) == key
     if subscriber_id is not None:
-        matches = matches | (Bounce.subscriber_id == subscriber_id)
+        matches = matches | (col(Bounce.subscriber_id) == subscriber_id)
     for bounce in session.scalars(select(Bounce).where(matches)):
         bounce.address, bounce.diagnostic = "", _scrub(bounce.diagnostic, {key})

@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import delete, func, select
-from sqlmodel import Session
+from sqlalchemy import delete, func
+from sqlmodel import Session, col, select
 
 from mailer.errors import NotFound, StoreError
 from mailer.store.models import Send, SendStatus, Subscriber, SubscriberStatus, SubscriberTopic, Topic
@@ -88,10 +88,10 @@ def public_topics(session: Session) -> list[Topic]:
 def remove_topic(session: Session, *, name: str) -> None:
     """Remove a topic and its memberships; refused while an unfinished send still targets it."""
     topic = resolve_topics(session, [name])[0]
-    for send in session.scalars(select(Send).where(Send.status.in_(OPEN_SENDS))):
+    for send in session.scalars(select(Send).where(col(Send.status).in_(OPEN_SENDS))):
         if name in send.topics.split(","):
             raise StoreError(f"topic {name!r} is used by send {send.id} ({send.status}); finish or cancel it first")
-    session.execute(delete(SubscriberTopic).where(SubscriberTopic.topic_id == topic.id))
+    session.execute(delete(SubscriberTopic).where(col(SubscriberTopic.topic_id) == topic.id))
     session.delete(topic)
     session.flush()
 
@@ -100,9 +100,9 @@ def list_topics(session: Session) -> list[tuple[Topic, int]]:
     """Every topic with its number of active subscribers, by name."""
     active = (
         select(SubscriberTopic.topic_id, func.count().label("n"))
-        .join(Subscriber, Subscriber.id == SubscriberTopic.subscriber_id)
+        .join(Subscriber, col(Subscriber.id) == SubscriberTopic.subscriber_id)
         .where(Subscriber.status == SubscriberStatus.active)
-        .group_by(SubscriberTopic.topic_id)
+        .group_by(col(SubscriberTopic.topic_id))
         .subquery()
     )
     rows = session.execute(
@@ -116,7 +116,7 @@ def resolve_topics(session: Session, names: Iterable[str], *, public_only: bool 
     wanted = list(dict.fromkeys(names))
     if not wanted:
         return []
-    query = select(Topic).where(Topic.name.in_(wanted))
+    query = select(Topic).where(col(Topic.name).in_(wanted))
     if public_only:
         query = query.where(Topic.public)
     found = {topic.name: topic for topic in session.scalars(query)}
@@ -132,8 +132,8 @@ def topics_by_subscriber(session: Session, subscriber_ids: Sequence[int]) -> dic
     """The topic names (sorted) of many subscribers in one query: a table or an export page at a time."""
     query = (
         select(SubscriberTopic.subscriber_id, Topic.name)
-        .join(Topic, Topic.id == SubscriberTopic.topic_id)
-        .where(SubscriberTopic.subscriber_id.in_(subscriber_ids))
+        .join(Topic, col(Topic.id) == SubscriberTopic.topic_id)
+        .where(col(SubscriberTopic.subscriber_id).in_(subscriber_ids))
         .order_by(Topic.name)
     )
     names: dict[int, list[str]] = {}
@@ -145,7 +145,7 @@ def topics_by_subscriber(session: Session, subscriber_ids: Sequence[int]) -> dic
 def topic_names(session: Session, subscriber_id: int, *, public_only: bool = False) -> list[str]:
     query = (
         select(Topic.name)
-        .join(SubscriberTopic, SubscriberTopic.topic_id == Topic.id)
+        .join(SubscriberTopic, col(SubscriberTopic.topic_id) == Topic.id)
         .where(SubscriberTopic.subscriber_id == subscriber_id)
         .order_by(Topic.name)
     )

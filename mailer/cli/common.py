@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -65,19 +65,6 @@ def session() -> Iterator[Session]:
             yield db_session
     finally:
         engine.dispose()
-
-
-class Stored(Protocol):
-    """A row of the store. SQLModel types ids `int | None`: None only until the row is first saved."""
-
-    @property
-    def id(self) -> int | None: ...
-
-
-def stored_id(row: Stored) -> int:
-    """The id of a row read from the database or saved to it, which always has one."""
-    assert row.id is not None, f"{type(row).__name__} not saved yet"
-    return row.id
 
 
 def __getattr__(name: str) -> Console:

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from mailer.cli.common import command, stored_id
+from mailer.cli.common import command
 from mailer.cli.output import echo, size, styled
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ def demo(folder: Path, serve: bool) -> None:
     from mailer.schedule import Runner
     from mailer.store.csvio import import_csv
     from mailer.store.db import make_engine, new_session, upgrade
-    from mailer.store.models import SendStatus
+    from mailer.store.models import SendStatus, stored_id
     from mailer.store.subscribers import get_by_email
     from mailer.store.topics import add_topic, list_topics
     from mailer.tokens import preferences_url
@@ -97,8 +97,8 @@ def demo(folder: Path, serve: bool) -> None:
     _step(4, "A subscriber's preferences page")
     with new_session(engine) as session:
         reader = get_by_email(session, email="gwenllian@example.org")
-    assert reader is not None and reader.id is not None
-    echo(f"  {preferences_url(settings, reader.id)}")
+    assert reader is not None  # imported above
+    echo(f"  {preferences_url(settings, stored_id(reader))}")
 
     if not serve:
         return
@@ -120,7 +120,7 @@ def _schedule_sample(engine: Engine, settings: Settings) -> None:
     from mailer.schedule import schedule_send
     from mailer.schedule.service import move_send
     from mailer.store.db import new_session
-    from mailer.store.models import SendStatus
+    from mailer.store.models import SendStatus, stored_id
 
     when = _next_minute(settings.timezone)
     with new_session(engine) as session:

@@ -21,7 +21,6 @@ from mailer.cli.common import (
     send_id_argument,
     session,
     settings,
-    stored_id,
     topic_option,
 )
 from mailer.errors import SendError
@@ -73,6 +72,7 @@ def send(issue_path: Path | None, topics: tuple[str, ...], languages: tuple[str,
     from mailer.delivery.dkim import signer_for
     from mailer.delivery.once import check_repeat
     from mailer.delivery.sends import audience_size, check_audience, create_send
+    from mailer.store.models import stored_id
 
     issue = load_issue(issue_path)
     signer_for(settings())  # a bad DKIM key is refused before a send is created
@@ -204,6 +204,7 @@ def list_command(limit: int) -> None:
     """The latest sends with their status and progress (times in UTC: scheduled, else created)."""
     from mailer.delivery.report import status_counts
     from mailer.delivery.sends import list_sends
+    from mailer.store.models import stored_id
 
     table = output.table("id", "status", "title", "when (UTC)", "sent", "to go", "failed", wrap=("title",))
     with session() as db:

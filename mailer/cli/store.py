@@ -18,7 +18,6 @@ from mailer.cli.common import (
     open_store,
     session,
     settings,
-    stored_id,
 )
 from mailer.errors import StoreError
 
@@ -209,6 +208,7 @@ def add(email: str, name: str, topic_names_: tuple[str, ...], language: str | No
     """Add an active subscriber whose consent you already have; they join the default topics too."""
     from mailer.publiclinks import require_usable_links
     from mailer.store.csvio import split_topics
+    from mailer.store.models import stored_id
     from mailer.store.subscribers import add_subscriber
     from mailer.store.topics import topic_names
 
@@ -265,7 +265,7 @@ def show(email: str) -> None:
     from sqlmodel import col, select
 
     from mailer.bounces.report import removed_by
-    from mailer.store.models import Event
+    from mailer.store.models import Event, stored_id
     from mailer.store.subscribers import require_by_email
     from mailer.store.topics import topic_names
 
@@ -296,7 +296,7 @@ def list_(status: str | None, topic: str | None, limit: int) -> None:
     """List subscribers as a table."""
     from sqlmodel import col, func, select
 
-    from mailer.store.models import Subscriber, SubscriberTopic
+    from mailer.store.models import Subscriber, SubscriberTopic, stored_id
     from mailer.store.subscribers import REMEMBERED
     from mailer.store.topics import resolve_topics, topics_by_subscriber
 
@@ -325,7 +325,7 @@ def list_(status: str | None, topic: str | None, limit: int) -> None:
 @click.argument("email", metavar="ADDRESS")
 def remove(email: str) -> None:
     """Unsubscribe someone (their history is kept; `forget` erases them)."""
-    from mailer.store.models import SubscriberStatus
+    from mailer.store.models import SubscriberStatus, stored_id
     from mailer.store.subscribers import require_by_email, unsubscribe
 
     with session() as db_session:

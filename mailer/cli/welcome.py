@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from mailer.cli import output
-from mailer.cli.common import LANGUAGES_OR_BOTH, group, session, settings, stored_id
+from mailer.cli.common import LANGUAGES_OR_BOTH, group, session, settings
 from mailer.errors import MailerError
 
 LANGUAGE = click.Choice(LANGUAGES_OR_BOTH)
@@ -35,6 +35,7 @@ def show(language: str | None) -> None:
     from mailer.delivery.report import status_counts
     from mailer.delivery.sends import render_variants
     from mailer.delivery.welcome import open_sends
+    from mailer.store.models import stored_id
 
     path = welcome_path()
     variants = render_variants(settings(), load_issue(path))  # IssueError names every problem

@@ -21,7 +21,7 @@ from mailer.delivery.sends import create_send, refresh_content, set_status
 from mailer.errors import NotFound, SendError
 from mailer.schedule import lease
 from mailer.schedule.times import Moment, resolve, zone
-from mailer.store.models import RunnerLease, Send, SendStatus, utcnow
+from mailer.store.models import RunnerLease, Send, SendStatus, stored_id, utcnow
 
 CHANGEABLE = (SendStatus.scheduled, SendStatus.missed)
 SHOWN = (SendStatus.scheduled, SendStatus.missed, SendStatus.sending, SendStatus.paused)
@@ -93,8 +93,7 @@ def _changeable(session: Session, send_id: int, verb: str) -> Send:
 
 def _reschedule(session: Session, send: Send, at: datetime) -> None:
     """Give a send a new time, only if the runner has not started it (nor anyone moved it) meanwhile."""
-    assert send.id is not None  # a send read from the database
-    moved = lifecycle.change(session, send_id=send.id, to=SendStatus.scheduled, from_=(send.status,), note="",
+    moved = lifecycle.change(session, send_id=stored_id(send), to=SendStatus.scheduled, from_=(send.status,), note="",
                              when=(col(Send.scheduled_at) == send.scheduled_at,), scheduled_at=at)
     session.commit()
     if not moved:

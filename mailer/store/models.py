@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from enum import StrEnum
+from typing import Protocol
 
 from pydantic import NaiveDatetime
 from sqlalchemy import Boolean, Column, Index, LargeBinary, String, Text, UniqueConstraint, false, true
@@ -21,6 +22,19 @@ from sqlmodel import Field, SQLModel
 def utcnow() -> datetime:
     """Now in UTC, without tzinfo: the form every time column uses."""
     return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Stored(Protocol):
+    """A row of the store. SQLModel types ids `int | None`: None only until the row is first saved."""
+
+    @property
+    def id(self) -> int | None: ...
+
+
+def stored_id(row: Stored) -> int:
+    """The id of a row read from the database or saved (flushed) to it, which always has one."""
+    assert row.id is not None, f"{type(row).__name__} not saved yet"
+    return row.id
 
 
 class SubscriberStatus(StrEnum):

@@ -37,6 +37,7 @@ from mailer.store.models import (
     SubscriberStatus,
     SubscriberTopic,
     Topic,
+    stored_id,
     utcnow,
 )
 from mailer.store.topics import default_topics, resolve_topics, topic_names
@@ -206,8 +207,7 @@ def add_subscriber(
     )
     session.add(subscriber)
     session.flush()
-    assert subscriber.id is not None  # flushed
-    _link_topics(session, subscriber.id, _with_defaults(session, wanted))
+    _link_topics(session, stored_id(subscriber), _with_defaults(session, wanted))
     _record(session, subscriber, EventKind.subscribed, channel=subscriber.source)
     return subscriber
 
@@ -515,8 +515,7 @@ def _with_defaults(session: Session, topics: Sequence[Topic]) -> list[Topic]:
 def _link_topics(session: Session, subscriber_id: int, topics: Sequence[Topic]) -> None:
     """Add memberships the subscriber does not have yet (callers remove the others first)."""
     for topic in topics:
-        assert topic.id is not None  # topics are read from the database
-        session.merge(SubscriberTopic(subscriber_id=subscriber_id, topic_id=topic.id))
+        session.merge(SubscriberTopic(subscriber_id=subscriber_id, topic_id=stored_id(topic)))
     session.flush()
 
 

@@ -12,7 +12,7 @@ from sqlmodel import Session
 
 from mailer.config import Settings
 from mailer.errors import TokenError
-from mailer.store.models import Send, Subscriber, SubscribeRequest
+from mailer.store.models import Send, Subscriber
 from mailer.store.subscribers import FORGOTTEN_SUFFIX
 from mailer.tokens import Purpose, read_token
 
@@ -65,12 +65,6 @@ def _subscriber_and_id(found: Any) -> tuple[Any, int | None]:
 def _is_id(value: Any) -> bool:
     # Only our own key signs these, but a payload is still checked for what an id can be (not a bool, fits 64 bits).
     return type(value) is int and 0 < value < 2**63
-
-
-def id_of(row: Subscriber | SubscribeRequest) -> int:
-    """The id of a row read from the database (or flushed to it): the model's `None` is only for a row not yet added."""
-    assert row.id is not None
-    return row.id
 
 
 def by_id(session: Session, subscriber_id: Any) -> Subscriber:

@@ -21,7 +21,7 @@ from sqlmodel import Session, select
 
 from mailer.errors import StoreError
 from mailer.store import subscribers
-from mailer.store.models import Event, EventKind, Subscriber
+from mailer.store.models import Event, EventKind, Subscriber, stored_id
 from mailer.store.topics import public_topics, topic_names
 from mailer.tokens import UNDO_EMAIL_DAYS, Purpose, change_email_url, undo_email_url, unsubscribe_url
 from mailer.web import emails, links
@@ -46,7 +46,7 @@ router = APIRouter()
 def page(token: str, request: Request, db: DB) -> Response:
     subscriber, send_id = links.reader(db, web(request).settings, Purpose.preferences, token)
     chosen: Chosen = {"name": subscriber.name, "email": subscriber.email, "language": subscriber.language,
-                      "topics": topic_names(db, links.id_of(subscriber), public_only=True)}
+                      "topics": topic_names(db, stored_id(subscriber), public_only=True)}
     return _render(request, db, subscriber, send_id, chosen)
 
 
@@ -56,7 +56,7 @@ def save(token: str, request: Request, db: DB, background: BackgroundTasks,
          topics: FormList = [], csrf: FormText = "") -> Response:  # noqa: B006 (FastAPI copies it)
     ctx = web(request)
     subscriber, send_id = links.reader(db, ctx.settings, Purpose.preferences, token)
-    subscriber_id = links.id_of(subscriber)
+    subscriber_id = stored_id(subscriber)
     name = clean_name(name)
     chosen: Chosen = {"name": name, "email": email.strip()[:EMAIL_LENGTH], "language": language, "topics": topics}
     if not ctx.forms.accepts(request, csrf, "preferences", subscriber_id):
@@ -100,7 +100,7 @@ def email_page(token: str, request: Request, db: DB) -> Response:
 def email_change(token: str, request: Request, db: DB, background: BackgroundTasks, csrf: FormText = "") -> Response:
     ctx = web(request)
     subscriber, new_email = _change(db, request, Purpose.change_email, token)
-    subscriber_id = links.id_of(subscriber)
+    subscriber_id = stored_id(subscriber)
     if not ctx.forms.accepts(request, csrf, "email", subscriber_id):
         return _render_change(request, subscriber, "email_change.html", new_email, retry=True)
     old_email = subscriber.email
@@ -123,7 +123,7 @@ def undo_page(token: str, request: Request, db: DB) -> Response:
 def undo(token: str, request: Request, db: DB, csrf: FormText = "") -> Response:
     ctx = web(request)
     subscriber, old_email = _change(db, request, Purpose.undo_email, token)
-    if not ctx.forms.accepts(request, csrf, "undo-email", links.id_of(subscriber)):
+    if not ctx.forms.accepts(request, csrf, "undo-email", stored_id(subscriber)):
         return _render_change(request, subscriber, "email_undo.html", old_email, retry=True, form="undo-email")
     return _move(db, request, subscriber, old_email)
 
@@ -141,7 +141,7 @@ def _change(db: Session, request: Request, purpose: Purpose, token: str) -> tupl
             and isinstance(payload[2], str)):
         raise links.InvalidLink
     subscriber = links.by_id(db, payload[0])
-    if payload[1] != _address_version(db, links.id_of(subscriber)):  # the address has changed since: used, or undone
+    if payload[1] != _address_version(db, stored_id(subscriber)):  # the address has changed since: used, or undone
         raise links.InvalidLink
     return subscriber, payload[2]
 
@@ -149,7 +149,7 @@ def _change(db: Session, request: Request, purpose: Purpose, token: str) -> tupl
 def _move(db: Session, request: Request, subscriber: Subscriber, address: str) -> Response:
     """Change the address, or say why not (someone else has subscribed with it since)."""
     try:
-        subscribers.change_email(db, subscriber_id=links.id_of(subscriber), new_email=address)
+        subscribers.change_email(db, subscriber_id=stored_id(subscriber), new_email=address)
     except StoreError:
         db.rollback()
         return _render_change(request, subscriber, "email_taken.html", address, status=409)
@@ -161,7 +161,7 @@ def _render(request: Request, db: Session, subscriber: Subscriber, send_id: int 
             retry: bool = False, errors: dict[str, str] | None = None, saved: bool = False,
             email_sent_to: str | None = None, already_sent: bool = False, status: int | None = None) -> Response:
     ctx = web(request)
-    subscriber_id = links.id_of(subscriber)
+    subscriber_id = stored_id(subscriber)
     context = {
         "subscriber": subscriber, "chosen": chosen, "errors": errors or {}, "retry": retry, "saved": saved,
         "email_sent_to": email_sent_to, "already_sent": already_sent,
@@ -180,6 +180,6 @@ def _render_change(request: Request, subscriber: Subscriber, template: str, new_
     """A page about moving `subscriber` to `new_email` (on the undo pages, back to the old address)."""
     ctx = web(request)
     context = {"subscriber": subscriber, "new_email": new_email, "retry": retry,
-               "csrf": ctx.forms.make(form, links.id_of(subscriber))}
+               "csrf": ctx.forms.make(form, stored_id(subscriber))}
     return ctx.pages.render(request, ctx.pages.language(request, subscriber.language), template, context,
                             status=400 if retry else status)

@@ -25,7 +25,7 @@ from mailer.delivery import welcome
 from mailer.errors import MailerError
 from mailer.store import subscribers
 from mailer.store.db import new_session
-from mailer.store.models import Subscriber, SubscribeRequest, SubscriberStatus, utcnow
+from mailer.store.models import Subscriber, SubscribeRequest, SubscriberStatus, stored_id, utcnow
 from mailer.store.topics import public_topics
 from mailer.tokens import confirm_url, preferences_url
 from mailer.web import emails, links
@@ -121,12 +121,12 @@ def request_confirmation(ctx: Web, *, email: str, name: str, language: str, topi
             else:
                 target = subscribers.subscribe_pending(db, email=email, name=name, language=language, topics=topics,
                                                        source="web", consent_text=consent_text)
-                asked = subscribers.open_request(db, subscriber_id=links.id_of(target))
+                asked = subscribers.open_request(db, subscriber_id=stored_id(target))
                 db.commit()
             if asked is None:  # active; also when added as active since `existing` was read (no request is made then)
-                template, link = "email/already_subscribed.txt", preferences_url(ctx.settings, links.id_of(target))
+                template, link = "email/already_subscribed.txt", preferences_url(ctx.settings, stored_id(target))
             else:
-                template, link = "email/confirm.txt", confirm_url(ctx.settings, links.id_of(target), links.id_of(asked))
+                template, link = "email/confirm.txt", confirm_url(ctx.settings, stored_id(target), stored_id(asked))
             to = target.email
         emails.send(ctx, to=to, language=page_language, template=template, link=link)
     except MailerError as exc:  # e.g. a topic removed while the form was open
@@ -149,7 +149,7 @@ def confirm_page(token: str, request: Request, db: DB) -> Response:
 def confirm(token: str, request: Request, db: DB, background: BackgroundTasks, csrf: FormText = "") -> Response:
     ctx = web(request)
     subscriber, request_id = links.confirmation(db, ctx.settings, token)
-    subscriber_id = links.id_of(subscriber)
+    subscriber_id = stored_id(subscriber)
     if not ctx.forms.accepts(request, csrf, "confirm", subscriber_id):
         return _confirmation(request, db, subscriber, request_id, retry=True)
     first_use = _waiting(db, subscriber, request_id)
@@ -166,7 +166,7 @@ def confirm(token: str, request: Request, db: DB, background: BackgroundTasks, c
 def _waiting(db: Session, subscriber: Subscriber, request_id: int | None) -> bool:
     """Whether the link still has a use: its subscribe request waits (or the subscriber is still pending)."""
     return (subscriber.status == SubscriberStatus.pending
-            or subscribers.open_request(db, subscriber_id=links.id_of(subscriber), request_id=request_id) is not None)
+            or subscribers.open_request(db, subscriber_id=stored_id(subscriber), request_id=request_id) is not None)
 
 
 def _confirmation(request: Request, db: Session, subscriber: Subscriber, request_id: int | None, *, retry: bool = False,
@@ -184,7 +184,7 @@ def _confirmation(request: Request, db: Session, subscriber: Subscriber, request
         template = "confirmed.html"
     else:
         raise links.InvalidLink
-    subscriber_id = links.id_of(subscriber)
+    subscriber_id = stored_id(subscriber)
     context = {"subscriber": subscriber, "retry": retry, "welcoming": welcoming,
                "csrf": ctx.forms.make("confirm", subscriber_id),
                "preferences_url": preferences_url(ctx.settings, subscriber_id) if first_use else None}

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import PlainTextResponse, Response
 
 from mailer.store import subscribers
-from mailer.store.models import Subscriber
+from mailer.store.models import Subscriber, stored_id
 from mailer.tokens import Purpose, preferences_url
 from mailer.web import links
 from mailer.web.context import DB, web
@@ -33,7 +33,7 @@ def post(token: str, request: Request, db: DB,
          one_click: Annotated[str, Form(alias="List-Unsubscribe")] = "", csrf: FormText = "") -> Response:
     ctx = web(request)
     subscriber, send_id = links.reader(db, ctx.settings, Purpose.unsubscribe, token)
-    subscriber_id = links.id_of(subscriber)
+    subscriber_id = stored_id(subscriber)
     if one_click == "One-Click":
         # RFC 8058: the mail provider posts with no cookie, no form token and no Origin;
         # the signed URL is the credential. Answer 200 and never redirect.
@@ -52,7 +52,7 @@ def resubscribe(token: str, request: Request, db: DB, csrf: FormText = "") -> Re
     """The "undo" button on the confirmation page."""
     ctx = web(request)
     subscriber, send_id = links.reader(db, ctx.settings, Purpose.unsubscribe, token)
-    subscriber_id = links.id_of(subscriber)
+    subscriber_id = stored_id(subscriber)
     if not ctx.forms.accepts(request, csrf, "resubscribe", subscriber_id):
         return _render(request, subscriber, send_id, token, "unsubscribed.html", retry=True)
     subscribers.resubscribe(db, subscriber_id=subscriber_id, channel="web")
@@ -65,7 +65,7 @@ def _render(request: Request, subscriber: Subscriber, send_id: int | None, token
     """A page about this subscriber's subscription, with fresh form tokens for its buttons."""
     ctx = web(request)
     language = ctx.pages.language(request, subscriber.language)
-    subscriber_id = links.id_of(subscriber)
+    subscriber_id = stored_id(subscriber)
     context = {
         "subscriber": subscriber, "token": token, "retry": retry,
         "unsubscribe_csrf": ctx.forms.make("unsubscribe", subscriber_id),

@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-fast lint typecheck system-deps bench install clean
+.PHONY: demo test test-fast lint system-deps bench install clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,11 +25,9 @@ test: system-deps install lint
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not browser and not slow"
 
+## ruff over the code, tests and benchmarks; mypy --strict over mailer/ (settings in pyproject.toml).
 lint: install
 	$(BIN)/ruff check mailer bench tests
-
-## mypy --strict over mailer/ (settings in pyproject.toml).
-typecheck: install
 	$(BIN)/mypy
 
 system-deps:

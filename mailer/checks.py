@@ -93,7 +93,7 @@ def check_base_url(settings: Settings) -> Check:
 def check_sender(settings: Settings) -> Check:
     if settings.sender_domain.endswith(SAMPLE_DOMAINS):
         return Check("sender", Status.warning, f"{settings.sender_address} is still the sample's address")
-    return Check("sender", Status.ok, f"{settings.sender_name} <{settings.sender_address}>")
+    return Check("sender", Status.ok, f"{settings.text('sender_name', 'both')} <{settings.sender_address}>")
 
 
 def check_dkim(settings: Settings) -> Check:

@@ -54,7 +54,7 @@ _chosen_file: ContextVar[Path | None] = ContextVar("chosen_file", default=None) 
 # A text readers see: one for every language, or one per language (`{en = "...", cy = "..."}`), as in issues.
 PerLanguage = str | dict[Literal["en", "cy"], str]
 # The settings readers see in their own language; `mailer issue lint` names those without a Welsh text.
-PER_LANGUAGE_SETTINGS = ("list_name", "postal_address")
+PER_LANGUAGE_SETTINGS = ("sender_name", "list_name", "postal_address")
 
 
 def config_path(explicit: Path | str | None = None) -> Path:
@@ -97,7 +97,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MAILER_", extra="forbid", frozen=True)
 
     # Who sends, and to whom readers reply.
-    sender_name: str = "Newsletter"
+    sender_name: PerLanguage = "Newsletter"
     sender_address: str = "newsletter@example.org"
     reply_to: str = ""
     # Public address of the subscriber pages; every link in an email starts with it.

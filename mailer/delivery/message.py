@@ -183,6 +183,7 @@ class _Variant:
     subject: bytes | None  # encoded once when the subject has no placeholders
     text: Base64Part
     html: Base64Part
+    from_: bytes  # the sender's name in this variant's language
     list_id: bytes  # the list's name in this variant's language
 
 
@@ -222,7 +223,6 @@ class MessageBuilder:
         self.html_head = part % b"html"
         self.closing = b"--" + boundary + b"--\r\n"
         self.date = _DateHeader()
-        self.from_ = b" " + mailbox(settings.sender_name, settings.sender_address).encode() + b"\r\n"
         self.reply_to = b" " + mailbox(*parseaddr(settings.reply_to)).encode() + b"\r\n" if settings.reply_to else None
         self.content_type = b' multipart/alternative;\r\n boundary="' + boundary + b'"\r\n'
 
@@ -235,9 +235,10 @@ class MessageBuilder:
         if "__MAILER_" not in rendered.subject:
             subject = b" " + header_text(self.subject_prefix + rendered.subject, "Subject") + b"\r\n"
         blank = dict.fromkeys(PLACEHOLDER_FIELDS, "")
+        from_ = b" " + mailbox(self.settings.text("sender_name", language), self.settings.sender_address).encode() + b"\r\n"
         list_id = b" " + mailbox(self.settings.text("list_name", language), self.settings.list_id).encode() + b"\r\n"
         return _Variant(language, personaliser, subject, Base64Part(personaliser.text_pieces(blank)[0::2]),
-                        Base64Part(personaliser.html_pieces(blank)[0::2]), list_id)
+                        Base64Part(personaliser.html_pieces(blank)[0::2]), from_, list_id)
 
     def envelope_sender(self, recipient: Recipient) -> str:
         """The VERP return path of a delivery, so its bounce names it; test copies use the plain one."""
@@ -278,7 +279,7 @@ class MessageBuilder:
         subject = variant.subject or (
             b" " + header_text(self.subject_prefix + personaliser.subject(values), "Subject") + b"\r\n")
         headers: list[HeaderField] = [
-            (b"From", self.from_),
+            (b"From", variant.from_),
             (b"To", b" " + mailbox(recipient.name, address).encode() + b"\r\n"),
             (b"Subject", subject),
             (b"Date", self.date()),

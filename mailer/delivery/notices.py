@@ -6,9 +6,10 @@ does not matter here, and its encoding and header checks are well tried.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.policy import SMTP
-from email.utils import formatdate, make_msgid
+from email.utils import format_datetime, make_msgid
 
 from mailer.config import Settings
 from mailer.delivery.dkim import signer_for
@@ -17,8 +18,9 @@ from mailer.delivery.transport import open_transport
 from mailer.errors import PermanentFailure, SendError
 
 
-def build_notice(settings: Settings, *, to: str, subject: str, text: str, html: str | None = None) -> EmailMessage:
-    """The message, unsigned; `SendError` for an unusable address or subject.
+def build_notice(settings: Settings, *, to: str, subject: str, text: str, html: str | None = None,
+                 language: str | None = None) -> EmailMessage:
+    """The message in `language` (default: the list's), unsigned; `SendError` for an unusable address or subject.
 
     The address in `to` goes through the same check as every bulk message
     (`wire_address`): its domain in IDNA form, its local part plain ASCII. The
@@ -31,14 +33,14 @@ def build_notice(settings: Settings, *, to: str, subject: str, text: str, html: 
         (recipient,) = message["To"].addresses  # exactly one
         address = wire_address(recipient.addr_spec)
         del message["To"]
-        message["From"] = mailbox(settings.sender_name, settings.sender_address)
+        message["From"] = mailbox(settings.text("sender_name", language or settings.default_language), settings.sender_address)
         message["To"] = mailbox(recipient.display_name, address)
         message["Subject"] = subject
     except (ValueError, IndexError) as exc:  # CR/LF in a value, or not one address
         raise SendError(f"a notice goes to exactly one email address, not {to!r}: {exc}") from None
     except PermanentFailure as exc:
         raise SendError(f"cannot send a notice: {exc}") from None
-    message["Date"] = formatdate(usegmt=True)
+    message["Date"] = format_datetime(datetime.now(UTC))  # "+0000", not the obsolete "GMT" (RFC 5322 4.3)
     message["Message-ID"] = make_msgid(domain=settings.sender_domain)
     if settings.reply_to:
         message["Reply-To"] = settings.reply_to
@@ -49,12 +51,13 @@ def build_notice(settings: Settings, *, to: str, subject: str, text: str, html: 
     return message
 
 
-def send_notice(settings: Settings, *, to: str, subject: str, text: str, html: str | None = None) -> str:
+def send_notice(settings: Settings, *, to: str, subject: str, text: str, html: str | None = None,
+                language: str | None = None) -> str:
     """Send one email now through the configured transport; returns the server's reply.
 
     Raises `TransportError` (temporary or permanent) when it is not accepted.
     """
-    message = build_notice(settings, to=to, subject=subject, text=text, html=html)
+    message = build_notice(settings, to=to, subject=subject, text=text, html=html, language=language)
     data = message.as_bytes()
     signer = signer_for(settings)
     if signer:

@@ -83,7 +83,7 @@ def _feed(request: Request, db: DB, language: str) -> Response:
     generator = FeedGenerator()
     generator.id(f"{settings.base_url}{feed_path(language)}")
     generator.title(list_name)
-    generator.author({"name": settings.sender_name})
+    generator.author({"name": settings.text("sender_name", language)})
     generator.link(href=f"{settings.base_url}/archive?lang={language}", rel="alternate")
     generator.link(href=f"{settings.base_url}{feed_path(language)}", rel="self")
     generator.language(language)  # xml:lang on the feed

@@ -20,6 +20,6 @@ log = logging.getLogger("mailer.web")
 def send(ctx: Web, *, to: str, language: str, template: str, **context: Any) -> None:
     subject, text = ctx.pages.email(language, template, **context)
     try:
-        send_notice(ctx.settings, to=to, subject=subject, text=text)
+        send_notice(ctx.settings, to=to, subject=subject, text=text, language=language)
     except MailerError as exc:
         log.warning("could not send %s: %s", template, exc)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import statistics
 import sys
 import tempfile
 import time
@@ -23,6 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 from PIL import Image, ImageOps  # noqa: E402
 
+from bench.common import median_seconds  # noqa: E402
 from mailer.content import images  # noqa: E402
 
 
@@ -43,24 +43,14 @@ def baseline(path: Path) -> bytes:
         return out.getvalue()
 
 
-def timed(action, runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        images._prepare.cache_clear()
-        started = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     runs = parser.parse_args().runs
     with tempfile.TemporaryDirectory() as folder:
         path = phone_photo(Path(folder) / "launch.jpg")
-        prepared = timed(lambda: images.prepare(path), runs)
-        full = timed(lambda: baseline(path), runs)
+        prepared = median_seconds(lambda: images.prepare(path), runs, before=images._prepare.cache_clear)
+        full = median_seconds(lambda: baseline(path), runs, before=images._prepare.cache_clear)
         images.prepare(path)
         started = time.perf_counter()
         result = images.prepare(path)

@@ -15,15 +15,15 @@ Prints the median of 50 ticks, the floor, and the ratio.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
-import time
 from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench.common import median_seconds  # noqa: E402
 
 
 def prepare(folder: Path, deliveries: int, scheduled: int):  # type: ignore[no-untyped-def]
@@ -54,15 +54,6 @@ def prepare(folder: Path, deliveries: int, scheduled: int):  # type: ignore[no-u
         session.execute(insert(Delivery), rows)
         session.commit()
     return settings, engine
-
-
-def median_seconds(action, repeat: int) -> float:  # type: ignore[no-untyped-def]
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
 
 
 def main() -> None:

@@ -32,6 +32,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench.common import wait_for_port  # noqa: E402
+
 ISSUE = ROOT / "issues" / "2026-12-network-launch.yaml"
 SEND_ID = 1
 SMTP_SINK = "/usr/sbin/smtp-sink"
@@ -50,12 +53,7 @@ def sink():
     if os.path.exists(SMTP_SINK):
         user = ["-u", "nobody"] if os.geteuid() == 0 else []
         process = subprocess.Popen([SMTP_SINK, *user, f"127.0.0.1:{port}", "1000"])
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.05)
+        wait_for_port(port)
         try:
             yield port, "smtp-sink"
         finally:

@@ -32,6 +32,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from bench_send import SMTP_SINK, free_port, seed  # noqa: E402
 
+from bench.common import wait_for_port  # noqa: E402
+
 POSTGRES_URL = os.environ.get("MAILER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
@@ -57,14 +59,7 @@ def counting_sink():
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     try:
-        import socket
-
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.05)
+        wait_for_port(port)
         yield port, lambda: counted[0]
     finally:
         process.terminate()

@@ -8,7 +8,10 @@
     any of draft, scheduled, missed, sending, paused, failed ──> cancelled
 
 `finished` and `cancelled` are final. `sending -> sending` is a resume (after a crash, or
-of deferred retries). Each change is one conditional UPDATE on the status it was read in,
+of deferred retries). The engine's pause carries `resume_at`, when the runner resumes the send
+(`paused -> sending`); every change clears it unless the change sets it, so a person's pause,
+resume or cancel takes over, and `paused -> paused` is a person holding a send the engine paused.
+Each change is one conditional UPDATE on the status it was read in,
 so a change made meanwhile by another process (a pause typed while the engine finishes
 the send) is never overwritten: the later writer is told, or finds nothing to do.
 Like the store's services these functions never commit: the caller owns the transaction.
@@ -32,7 +35,7 @@ MOVES: dict[SendStatus, frozenset[SendStatus]] = {
     S.scheduled: frozenset({S.scheduled, S.sending, S.missed, S.cancelled}),
     S.missed: frozenset({S.scheduled, S.sending, S.cancelled}),
     S.sending: frozenset({S.sending, S.paused, S.finished, S.failed, S.cancelled}),
-    S.paused: frozenset({S.sending, S.cancelled}),
+    S.paused: frozenset({S.sending, S.paused, S.cancelled}),
     S.failed: frozenset({S.sending, S.cancelled}),
     S.finished: frozenset(),
     S.cancelled: frozenset(),
@@ -110,6 +113,7 @@ def change(db: Session | Connection, *, send_id: int, to: SendStatus, from_: Col
         raise ValueError(f"no such move: {', '.join(sorted(unlisted))} -> {to}")
     if note is not None:
         values["note"] = note
+    values.setdefault("resume_at", None)  # an automatic resume belongs to the pause that set it
     result = db.execute(update(Send).where(Send.id == send_id, Send.status.in_(list(from_)), *when)  # type: ignore[attr-defined]
                         .values(status=to, **values))
     return bool(result.rowcount)  # type: ignore[attr-defined]

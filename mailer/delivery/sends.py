@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import exists, func, insert, literal, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from mailer.config import Settings
 from mailer.content import RENDER_LANGUAGES, Issue, Rendered, load_issue, render_issue
@@ -177,7 +177,10 @@ def start(session: Session, *, send_id: int) -> Send:
     if send.started_at is None:
         enqueue(session, send_id=send_id)
         values["started_at"] = utcnow()
-    lifecycle.move(session, send_id=send_id, to=SendStatus.sending, note="", **values)
+    # A person resuming a paused (or failed) send starts the waits between automatic resumes afresh;
+    # the runner moves a send it resumes to `sending` before delivering it, keeping the count.
+    fault_pauses = col(Send.fault_pauses) if send.status == SendStatus.sending else 0
+    lifecycle.move(session, send_id=send_id, to=SendStatus.sending, note="", fault_pauses=fault_pauses, **values)
     session.commit()
     session.refresh(send)
     return send

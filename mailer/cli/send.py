@@ -222,13 +222,17 @@ def list_command(limit: int) -> None:
     from mailer.delivery.sends import list_sends
 
     table = output.table("id", "status", "title", "when (UTC)", "sent", "to go", "failed", wrap=("title",))
+    resuming = []
     with session() as db:
         for item in list_sends(db, limit=limit):
             counts = status_counts(db, send_id=item.id)
-            status = f"{item.status}; resumes {_local(item.resume_at)}" if item.resume_at else str(item.status)
-            table.add_row(str(item.id), status, item.title, f"{item.scheduled_at or item.created_at:%Y-%m-%d %H:%M}",
+            table.add_row(str(item.id), str(item.status), item.title, f"{item.scheduled_at or item.created_at:%Y-%m-%d %H:%M}",
                           str(counts["sent"]), str(counts["queued"] + counts["deferred"]), str(counts["failed"]))
+            if item.resume_at:
+                resuming.append(f"Send {item.id} resumes automatically at {_local(item.resume_at)}.")
     output.show(table)
+    for line in resuming:
+        output.echo(line)
 
 
 @sends.command(examples=["mailer sends show 12"])

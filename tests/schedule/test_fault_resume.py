@@ -198,7 +198,7 @@ def test_mailer_send_says_when_the_runner_resumes_and_the_runner_does(
     shown = mailer(settings, "sends", "show", "1")
     assert "paused (paused after 2 connection errors in a row; last: " in shown.output
     assert f"; resumes automatically at {at})" in shown.output
-    assert f"paused; resumes {at}" in mailer(settings, "sends", "list").output
+    assert f"Send 1 resumes automatically at {at}." in mailer(settings, "sends", "list").output
 
     server.start()  # the server is back
     retries_fall_due(session, 1)

@@ -135,6 +135,7 @@ class Settings(BaseSettings):
     rate_per_hour: int = Field(default=0, ge=0)
     retry_deadline_hours: float = Field(default=48.0, gt=0)
     max_connection_errors: int = Field(default=5, ge=1)
+    fault_resume_minutes: int = Field(default=15, ge=0)
     dkim_selector: str = ""
     dkim_private_key: str = ""
     # Web pages (`mailer serve`, and `mailer run`).

@@ -6,6 +6,7 @@ import signal
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -158,15 +159,28 @@ def _deliver(send_id: int) -> None:
     if report.status == SendStatus.paused and not report.paused_by_fault:  # a person asked: done as asked
         output.echo(f"Send {send_id} paused; resume with {resume}")
         return
+    if report.status == SendStatus.paused and report.resume_at:
+        raise SendError(f"send {send_id} is paused; `mailer run` resumes it at {_local(report.resume_at)}, "
+                        f"or resume it now with {resume}")
     if report.status == SendStatus.paused:
         raise SendError(f"send {send_id} is paused; fix the cause, then resume with {resume}")
     if report.status == SendStatus.sending and report.counts.get("queued"):
         raise SendError(f"send {send_id} is not finished; continue with {resume}")
 
 
+def _local(at: datetime) -> str:
+    """A time stored in UTC as the people using these settings read it: `2026-12-01 12:15 GMT`."""
+    from mailer.schedule.times import Moment, zone
+
+    return Moment(at, zone(settings().timezone)).short
+
+
 def _print_report(report: SendReport, bounces: dict[str, int] | None = None) -> None:
+    said = [report.note] if report.note else []
+    if report.resume_at:
+        said.append(f"resumes automatically at {_local(report.resume_at)}")
     output.echo(output.styled(f"Send {report.send_id}", "bold"), f": {report.title} — {report.status}"
-                + (f" ({report.note})" if report.note else ""))
+                + (f" ({'; '.join(said)})" if said else ""))
     table = output.table("language", *report.counts, "total")
     for language, counts in sorted(report.by_language.items()):
         table.add_row(language, *(str(counts.get(status, 0)) for status in report.counts), str(sum(counts.values())))
@@ -201,18 +215,26 @@ def sends() -> None:
 @sends.command("list", examples=["mailer sends list", "mailer sends list --limit 10"])
 @click.option("--limit", default=50, show_default=True, metavar="N", help="How many of the latest sends.")
 def list_command(limit: int) -> None:
-    """The latest sends with their status and progress (times in UTC: scheduled, else created)."""
+    """The latest sends with their status and progress (times in UTC: scheduled, else created).
+
+    A send paused after faults says when `mailer run` resumes it (local time).
+    """
     from mailer.delivery.report import status_counts
     from mailer.delivery.sends import list_sends
     from mailer.store.models import stored_id
 
     table = output.table("id", "status", "title", "when (UTC)", "sent", "to go", "failed", wrap=("title",))
+    resuming = []
     with session() as db:
         for item in list_sends(db, limit=limit):
             counts = status_counts(db, send_id=stored_id(item))
             table.add_row(str(item.id), str(item.status), item.title, f"{item.scheduled_at or item.created_at:%Y-%m-%d %H:%M}",
                           str(counts["sent"]), str(counts["queued"] + counts["deferred"]), str(counts["failed"]))
+            if item.resume_at:
+                resuming.append(f"Send {item.id} resumes automatically at {_local(item.resume_at)}.")
     output.show(table)
+    for line in resuming:
+        output.echo(line)
 
 
 @sends.command(examples=["mailer sends show 12"])
@@ -268,7 +290,10 @@ def links(send_id: int) -> None:
 @sends.command(examples=["mailer sends pause 12"])
 @send_id_argument()
 def pause(send_id: int) -> None:
-    """Pause a send; a process sending it stops after the messages in flight (one per connection)."""
+    """Pause a send; a process sending it stops after the messages in flight (one per connection).
+
+    A send paused after faults stays paused: `mailer run` no longer resumes it by itself.
+    """
     from mailer.delivery.sends import set_status
     from mailer.store.models import SendStatus
 

@@ -19,7 +19,9 @@ message per connection accepted but unrecorded (see docs/delivery.md).
 
 A recipient whose message cannot be built (a bug met by their data) is recorded `failed`
 with the error and the send carries on; only `BROKEN_IN_A_ROW` such failures in a row
-pause it, and those stay queued, since the fault is then not the recipients'.
+pause it, and those stay queued, since the fault is then not the recipients'. Such a pause
+(or one after `max_connection_errors` connection errors in a row) says when the runner resumes
+the send (`Send.resume_at`): the fault may well have passed by then.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
@@ -65,6 +67,7 @@ HOUSEKEEPING = 10.0  # seconds between lease and claim renewals
 # send what another process may have taken over meanwhile.
 TRUSTED = LEASE.total_seconds() - 2 * HOUSEKEEPING
 BROKEN_IN_A_ROW = 10  # messages in a row that cannot be built: the fault is not the recipients'
+LONGEST_FAULT_WAIT = timedelta(hours=4)  # the doubled wait before the runner resumes a send paused after faults
 SPARE_CONNECTIONS = 2  # database connections beyond one per sender: the builder's, and the clock's
 # Errors of the database or the disk (a full disk is an OSError; a short journal write too):
 # the send stays `sending`, resumable, and the scheduler tries again.
@@ -84,6 +87,18 @@ def fault_message(error: BaseException, send_id: int) -> str:
     words = " ".join(str(reason).split("(Background on this error at")[0].split())
     return (f"database or disk error: {words or type(reason).__name__}; "
             f"the send stays resumable with `mailer sends resume {send_id}`")
+
+
+def fault_resume_at(settings: Settings, *, earlier_pauses: int, now: datetime) -> datetime | None:
+    """When the runner resumes a send this run pauses after faults: `fault_resume_minutes` from now, doubled
+    for each such pause in a row before (the fault outlasted those resumes) up to 4 hours, or never (0)."""
+    if not settings.fault_resume_minutes:
+        return None
+    wait = timedelta(minutes=settings.fault_resume_minutes)
+    longest = max(wait, LONGEST_FAULT_WAIT)
+    for _ in range(earlier_pauses):
+        wait = min(2 * wait, longest)
+    return now + wait
 
 
 def deliver(settings: Settings, send_id: int, *, stop: threading.Event | None = None,
@@ -197,6 +212,7 @@ class Run:
         self.clock_stopped = threading.Event()
         self.note = ""
         self.pause = False  # this run pauses the send (faults in a row), as opposed to a person
+        self.fault_pauses = send.fault_pauses  # such pauses in a row before this run
         self.errors: list[BaseException] = []
         self.connection_errors = 0
         self.broken: list[tuple[Claimed, str]] = []  # recipients whose message could not be built, in a row
@@ -372,8 +388,10 @@ class Run:
         Only from `sending`: a pause or cancel made meanwhile by a person stands.
         """
         sending = (SendStatus.sending,)
-        if self.pause:
-            lifecycle.change(conn, send_id=self.send_id, to=SendStatus.paused, from_=sending, note=self.note)
+        if self.pause:  # the runner resumes it at `resume_at`, unless a person takes over first
+            lifecycle.change(conn, send_id=self.send_id, to=SendStatus.paused, from_=sending, note=self.note,
+                             resume_at=fault_resume_at(self.settings, earlier_pauses=self.fault_pauses, now=utcnow()),
+                             fault_pauses=self.fault_pauses + 1)
         elif self.errors and isinstance(self.errors[0], Exception):  # not Ctrl-C
             # Database or disk trouble passes, so the send stays `sending` and the scheduler
             # tries again; a bug fails it (retrying would only repeat it).

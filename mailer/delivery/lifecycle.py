@@ -8,7 +8,10 @@
     any of draft, scheduled, missed, sending, paused, failed ──> cancelled
 
 `finished` and `cancelled` are final. `sending -> sending` is a resume (after a crash, or
-of deferred retries). Each change is one conditional UPDATE on the status it was read in,
+of deferred retries). The engine's pause carries `resume_at`, when the runner resumes the send
+(`paused -> sending`); every change clears it unless the change sets it, so a person's pause,
+resume or cancel takes over, and `paused -> paused` is a person holding a send the engine paused.
+Each change is one conditional UPDATE on the status it was read in,
 so a change made meanwhile by another process (a pause typed while the engine finishes
 the send) is never overwritten: the later writer is told, or finds nothing to do.
 Like the store's services these functions never commit: the caller owns the transaction.
@@ -33,7 +36,7 @@ MOVES: dict[SendStatus, frozenset[SendStatus]] = {
     S.scheduled: frozenset({S.scheduled, S.sending, S.missed, S.cancelled}),
     S.missed: frozenset({S.scheduled, S.sending, S.cancelled}),
     S.sending: frozenset({S.sending, S.paused, S.finished, S.failed, S.cancelled}),
-    S.paused: frozenset({S.sending, S.cancelled}),
+    S.paused: frozenset({S.sending, S.paused, S.cancelled}),
     S.failed: frozenset({S.sending, S.cancelled}),
     S.finished: frozenset(),
     S.cancelled: frozenset(),
@@ -88,11 +91,13 @@ class StatusReader:
 
 
 class Times(TypedDict, total=False):
-    """The times a move may set with the status."""
+    """The times (and the count of pauses after faults) a move may set with the status."""
 
     started_at: datetime
     finished_at: datetime
     scheduled_at: datetime
+    resume_at: datetime | None
+    fault_pauses: int
 
 
 def move(db: Session | Connection, *, send_id: int, to: SendStatus, note: str = "",
@@ -122,6 +127,7 @@ def change(db: Session | Connection, *, send_id: int, to: SendStatus, from_: Col
     fields: dict[str, object] = {**values, "status": to}
     if note is not None:
         fields["note"] = note
+    fields.setdefault("resume_at", None)  # an automatic resume belongs to the pause that set it
     result = db.execute(update(Send).where(col(Send.id) == send_id, col(Send.status).in_(list(from_)), *when)
                         .values(**fields))
     assert isinstance(result, CursorResult)  # an UPDATE's, though a session types it `Result`

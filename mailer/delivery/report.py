@@ -53,6 +53,7 @@ class SendReport:
     elapsed: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)  # seconds spent per stage, this run
     paused_by_fault: bool = False  # this run paused the send (faults in a row), not a person
+    resume_at: datetime | None = None  # paused after faults: when the runner resumes it
 
     @property
     def total(self) -> int:
@@ -71,6 +72,8 @@ class SendReport:
             line += f"; next retry at {self.next_retry_at:%Y-%m-%d %H:%M} UTC"
         if self.note:
             line += f"; {self.note}"
+        if self.resume_at:
+            line += f"; resumes automatically at {self.resume_at:%Y-%m-%d %H:%M} UTC"
         return line
 
 
@@ -101,5 +104,5 @@ def summarise(session: Session, *, send_id: int, failures: int = 20) -> SendRepo
         counts=status_counts(session, send_id=send_id), by_language=dict(by_language),
         failures=[(email, reply) for email, reply in failed],
         started_at=send.started_at, finished_at=send.finished_at,
-        next_retry_at=queue.next_retry(session.connection(), send_id=send_id),
+        next_retry_at=queue.next_retry(session.connection(), send_id=send_id), resume_at=send.resume_at,
     )

@@ -177,6 +177,10 @@ def start(session: Session, *, send_id: int) -> Send:
     if send.started_at is None:
         enqueue(session, send_id=send_id)
         values["started_at"] = utcnow()
+    # A person resuming a paused (or failed) send starts the waits between automatic resumes afresh;
+    # the runner moves a send it resumes to `sending` before delivering it, keeping the count.
+    if send.status != SendStatus.sending:
+        values["fault_pauses"] = 0
     lifecycle.move(session, send_id=send_id, to=SendStatus.sending, note="", **values)
     session.commit()
     session.refresh(send)

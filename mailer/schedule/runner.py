@@ -4,8 +4,10 @@ The Send rows are the truth; APScheduler only wakes the runner at the right seco
 `tick` (every few seconds, and at start):
 1. starts every scheduled send that is due, or marks it `missed` when it is more than the
    grace period late (never sent days late without a person deciding so);
-2. resumes sends left `sending` (after a crash, or when deferred retries fall due) whose
-   delivery lease has run out or whose lease holder was a process on this machine that died;
+2. resumes sends left `sending` (after a crash, or when deferred retries fall due), and sends
+   the engine paused after faults in a row once their `resume_at` has come (a person's pause
+   has none), whose delivery lease has run out or whose lease holder was a process on this
+   machine that died;
 3. rebuilds APScheduler's date jobs from the future scheduled sends, so a send created,
    moved or cancelled by a command is picked up without a restart, and wakes APScheduler
    so that it also sees the rules added or removed by commands.
@@ -103,12 +105,11 @@ class Runner:
                 select(col(Send.id)).where(col(Send.status) == SendStatus.scheduled, col(Send.scheduled_at) <= now)
                 .order_by(col(Send.scheduled_at))
             ) if send_id is not None]
-            stalled = [send_id for send_id, owner, until in session.execute(
-                select(col(Send.id), col(Send.lease_owner), col(Send.lease_expires_at)).where(*_resumable(now))
-                .order_by(col(Send.id)))
-                if not owner or until is None or until <= now or owner_is_dead(owner)]
+            stalled = _unheld(session, now, *_resumable(now))
+            paused = _unheld(session, now, col(Send.status) == SendStatus.paused, col(Send.resume_at) <= now)
         launched = [future for send_id in due if (future := self.start_send(send_id, now=now))]
-        launched += [future for send_id in stalled if (future := self._launch(send_id, SendStatus.sending))]
+        launched += [future for send_id in stalled if (future := self._launch(send_id, SendStatus.sending, now))]
+        launched += [future for send_id in paused if (future := self._launch(send_id, SendStatus.paused, now))]
         if self.scheduler is not None:
             self._sync_jobs(now)
             self.scheduler.wakeup()  # it sleeps until the next job it knows of: notice rules added by commands since
@@ -124,7 +125,7 @@ class Runner:
             if now - send.scheduled_at > self.grace:
                 self._mark_missed(session, send, due=send.scheduled_at, now=now)
                 return None
-        return self._launch(send_id, SendStatus.scheduled)
+        return self._launch(send_id, SendStatus.scheduled, now)
 
     def _mark_missed(self, session: Session, send: Send, *, due: datetime, now: datetime) -> None:
         note = (f"missed: due {Moment(due, self.tz).short}, the runner came {lateness(now - due)} late "
@@ -139,12 +140,12 @@ class Runner:
 
     # --- doing it -------------------------------------------------------------------------
 
-    def _launch(self, send_id: int, expected: SendStatus) -> Future[None] | None:
+    def _launch(self, send_id: int, expected: SendStatus, now: datetime) -> Future[None] | None:
         """Deliver in the pool unless this process is already delivering that send."""
         with self._lock:
             if self.stop.is_set() or send_id in self._running:
                 return None
-            future = self._pool.submit(self._deliver, send_id, expected)
+            future = self._pool.submit(self._deliver, send_id, expected, now)
             self._running[send_id] = future
             future.add_done_callback(lambda _: self._forget(send_id))
         return future
@@ -153,7 +154,7 @@ class Runner:
         with self._lock:
             self._running.pop(send_id, None)
 
-    def _deliver(self, send_id: int, expected: SendStatus) -> None:
+    def _deliver(self, send_id: int, expected: SendStatus, now: datetime) -> None:
         with new_session(self.engine) as session:
             send = session.get(Send, send_id)
             if send is None or send.status != expected:
@@ -161,6 +162,9 @@ class Runner:
             if expected == SendStatus.scheduled:
                 audience = audience_size(session, **audience_of(send))
                 log.info("starting send %s (%s) to %s recipient%s", send.id, send.title, audience, "" if audience == 1 else "s")
+            elif expected == SendStatus.paused:
+                if not self._resume_after_fault(session, send_id, now):
+                    return
             else:
                 log.info("resuming send %s (%s)", send.id, send.title)
         try:
@@ -169,6 +173,18 @@ class Runner:
             log.warning("send %s (%s) not sent now: %s", send.id, send.title, exc)
         except Exception:  # a bug must not take the runner down; the send stays resumable
             log.exception("send %s (%s): unexpected error; it stays resumable", send.id, send.title)
+
+    def _resume_after_fault(self, session: Session, send_id: int, now: datetime) -> bool:
+        """Move a send the engine paused after faults back to `sending`, unless a person paused,
+        resumed or cancelled it since the tick (each clears its `resume_at`); False if so."""
+        send = session.get_one(Send, send_id)
+        note = f"resumed automatically after: {send.note}"
+        resumed = lifecycle.change(session, send_id=send_id, to=SendStatus.sending, from_=(SendStatus.paused,),
+                                   note=note, when=(col(Send.resume_at) <= now,))
+        session.commit()
+        if resumed:
+            log.info("send %s (%s) %s", send_id, send.title, note)
+        return resumed
 
     # --- keeping APScheduler's jobs in step with the Send rows ----------------------------
 
@@ -299,6 +315,14 @@ class Runner:
             return
         if report.eventful:
             log.info("bounces: %s", report)
+
+
+def _unheld(session: Session, now: datetime, *conditions: ColumnElement[bool]) -> list[int]:
+    """The sends meeting `conditions` that no live process holds: no lease, a lapsed one, or a dead holder's."""
+    rows = session.execute(select(col(Send.id), col(Send.lease_owner), col(Send.lease_expires_at))
+                           .where(*conditions).order_by(col(Send.id)))
+    return [send_id for send_id, owner, until in rows
+            if not owner or until is None or until <= now or owner_is_dead(owner)]
 
 
 def _resumable(now: datetime) -> tuple[ColumnElement[bool], ...]:

@@ -202,6 +202,10 @@ class Send(SQLModel, table=True):
     # Lease: which process is sending it, until when. Keeps two runners from sending one send.
     lease_owner: str = Field(default="", max_length=128)
     lease_expires_at: NaiveDatetime | None = None
+    # A pause after faults in a row (the server down, the outbox unwritable): when the runner resumes it
+    # (None: only a person does), and how many such pauses came in a row, each doubling the wait.
+    resume_at: NaiveDatetime | None = None
+    fault_pauses: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     note: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
     # The archive: the issue's `date:` and its title per language (JSON), and whether the send is public
     # there (`mailer sends unpublish` withdraws it; a flag beside the status, which says how sending went).

@@ -25,7 +25,7 @@ def test_finished_and_cancelled_are_final_and_every_status_has_its_moves() -> No
     assert set(lifecycle.MOVES) == set(SendStatus)
     assert lifecycle.MOVES[S.finished] == lifecycle.MOVES[S.cancelled] == frozenset()
     assert lifecycle.sources(S.sending) == {S.draft, S.scheduled, S.missed, S.sending, S.paused, S.failed}
-    assert lifecycle.sources(S.paused) == {S.sending}
+    assert lifecycle.sources(S.paused) == {S.sending, S.paused}
     assert lifecycle.sources(S.missed) == {S.scheduled}
 
 
@@ -33,7 +33,7 @@ def test_finished_and_cancelled_are_final_and_every_status_has_its_moves() -> No
     (S.finished, S.sending, "send 1 is finished; it cannot be sent"),
     (S.cancelled, S.paused, "send 1 is cancelled; it cannot be paused"),
     (S.draft, S.paused, "send 1 is draft; it cannot be paused"),
-    (S.paused, S.paused, "send 1 is paused; it cannot be paused"),
+    (S.failed, S.paused, "send 1 is failed; it cannot be paused"),
     (S.draft, S.finished, "send 1 is draft; it cannot be marked finished"),
     (S.sending, S.missed, "send 1 is sending; it cannot be marked missed"),
 ])

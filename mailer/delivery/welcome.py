@@ -45,9 +45,10 @@ RETRIES = 36  # three minutes: past the lease of a process that died holding it
 
 
 def open_sends(session: Session) -> list[Send]:
-    """The welcome sends still open, newest first."""
+    """The welcome sends still open (sending, or paused by a person or after faults), newest first."""
     return list(session.scalars(select(Send)
-                                .where(col(Send.kind) == SendKind.welcome, col(Send.status) == SendStatus.sending)
+                                .where(col(Send.kind) == SendKind.welcome,
+                                       col(Send.status).in_([SendStatus.sending, SendStatus.paused]))
                                 .order_by(col(Send.id).desc())))
 
 
@@ -56,12 +57,15 @@ def current_send(session: Session, settings: Settings) -> Send | None:
 
     Made (rendered and frozen) the first time, and again when the file was edited
     into something different (older welcome sends then finish once nothing of
-    theirs waits). `IssueError` or `MailerError` when the file cannot be used.
+    theirs waits). A paused one holds every welcome, edited or not, until it is
+    resumed. `IssueError` or `MailerError` when the file cannot be used.
     """
     if not settings.welcome_issue:
         return None
     path = Path(settings.welcome_issue)
     latest = next(iter(open_sends(session)), None)
+    if latest is not None and latest.status == SendStatus.paused:
+        return latest
     if latest is None or latest.issue_path != str(path) or _edited_since(path, latest):
         content, _ = freeze(settings, load_issue(path))
         if latest is None or latest.issue_path != str(path) or hashlib.sha256(content).hexdigest() != latest.content_hash:
@@ -85,7 +89,7 @@ def _close_replaced(session: Session, *, keep: int) -> None:
         waiting = session.scalar(select(exists().where(
             col(Delivery.send_id) == send.id,
             col(Delivery.status).in_([DeliveryStatus.queued, DeliveryStatus.deferred]))))
-        if send.id != keep and not waiting:
+        if send.id != keep and send.status == SendStatus.sending and not waiting:
             set_status(session, send_id=send.id, status=SendStatus.finished, note=f"replaced by welcome send {keep}")
 
 
@@ -135,11 +139,11 @@ def deliver_queued(settings: Settings, engine: Engine, send_id: int) -> SendRepo
     from mailer.delivery.engine import deliver  # the pages load this module; the engine only when a welcome goes
 
     for _ in range(RETRIES):
+        if not _queued(engine, send_id):
+            return None  # delivered by another process, paused (it waits for a resume) or cancelled
         try:
             return deliver(settings, send_id)
         except SendError as exc:
-            if not _queued(engine, send_id):
-                return None  # the other process delivered it, or the send was cancelled
             log.info("welcome send %s: %s; trying again in %g s", send_id, exc, RETRY_SECONDS)
             time.sleep(RETRY_SECONDS)
     log.warning("welcome send %s stayed busy; the runner delivers what it has queued", send_id)

@@ -165,13 +165,18 @@ def process_message(settings: Settings, engine: Engine, box: Mailbox, key: str, 
 
 def _unsubscribe(session: Session, report: ProcessReport, subscriber_id: int, *, send_id: int | None, channel: str) -> None:
     """A reader's own request (their signed token, or their provider's opt-out report): unsubscribe them.
-    Someone who complained stays complained, which stops more."""
+
+    Someone who bounced or complained keeps that status, which says more; their
+    history records the request all the same, and the report counts only changes.
+    """
     subscriber = session.get(Subscriber, subscriber_id)
-    if subscriber is None or subscriber.status in (SubscriberStatus.unsubscribed, SubscriberStatus.complained):
+    if subscriber is None or subscriber.status == SubscriberStatus.unsubscribed:
         return
+    before = subscriber.status
     subscribers.unsubscribe(session, subscriber_id=subscriber_id, channel=channel, send_id=send_id)
-    report.unsubscribed += 1
-    report.changes.append((subscriber.email, str(SubscriberStatus.unsubscribed)))
+    if subscriber.status != before:
+        report.unsubscribed += 1
+        report.changes.append((subscriber.email, str(subscriber.status)))
 
 
 def _skip(report: ProcessReport, key: str, reason: str) -> None:

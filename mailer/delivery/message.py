@@ -30,7 +30,7 @@ from email.utils import format_datetime, formataddr, make_msgid, parseaddr
 
 from mailer.bounces.unsubscribe import LOCAL_PART as UNSUBSCRIBE_LOCAL_PART
 from mailer.bounces.unsubscribe import unsubscribe_tag
-from mailer.bounces.verp import return_path_for
+from mailer.bounces.verp import return_path_for, signature
 from mailer.config import Settings
 from mailer.content import PLACEHOLDER_FIELDS, Personaliser, Rendered
 from mailer.delivery.clicks import with_counted_links
@@ -194,7 +194,8 @@ class MessageBuilder:
     a recipient whose language has no variant gets `default_language`'s. With
     `link_counts`, a send's own links go through /l/ (`delivery.clicks`).
     `send_tag` makes Message-IDs unique across databases while keeping them the
-    same for every attempt at one delivery (receivers collapse duplicates by it).
+    same for every attempt at one delivery (receivers collapse duplicates by it);
+    each is signed for its delivery (`message_id`).
     """
 
     def __init__(self, settings: Settings, rendered: Mapping[str, Rendered], *, send_id: int | None,
@@ -247,9 +248,16 @@ class MessageBuilder:
         return self.settings.return_path or self.settings.sender_address
 
     def message_id(self, recipient: Recipient) -> str:
+        """`<delivery id.tag@domain>`, the tag signed for this delivery of this send.
+
+        A bounce carrying a Message-ID of ours is believed (mailer.bounces.policy), so
+        one reader's Message-ID must tell nothing of another's: a tag shared by the
+        send would let any reader name every delivery by changing the number.
+        """
         if recipient.delivery_id is None:
             return make_msgid(domain=self.domain)
-        return f"<{recipient.delivery_id}.{self.send_tag}@{self.domain}>"
+        tag = signature(self.settings.secret_key, f"message-id:{self.send_tag}:{recipient.delivery_id}")
+        return f"<{recipient.delivery_id}.{tag}@{self.domain}>"
 
     def mailto_tag(self, recipient: Recipient) -> bytes:
         """`+<tag>` of the reader's signed unsubscribe address; nothing for a test copy or a sample (no subscriber)."""

@@ -60,7 +60,7 @@ from mailer.store.subscribers import (
     unsubscribe,
     update_preferences,
 )
-from mailer.store.topics import add_topic, default_topics, topics_by_subscriber
+from mailer.store.topics import TOPIC_NAME, add_topic, default_topics, topics_by_subscriber
 
 IMPORT_COLUMNS = ("email", "name", "language", "topics", "status", "source", "consent")
 DATE_COLUMNS = ("created_at", "confirmed_at", "status_changed_at")
@@ -335,9 +335,16 @@ def _decide_topics(session: Session, path: Path, layout: _Layout, *, create: boo
             rows.update(split_topics(unguard(cells[index])))
     known = set(session.scalars(select(col(Topic.name))))
     unknown = sorted(name for name in rows if name not in known)
+
+    def counted(names: list[str]) -> str:
+        return ", ".join(f"{name!r} ({rows[name]} row{'s' * (rows[name] != 1)})" for name in names)
+
+    invalid = [name for name in unknown if not TOPIC_NAME.match(name)]
+    if invalid:  # neither option would help: the file must change
+        raise CsvError(f"{path}: topic {counted(invalid)} cannot be a topic name (lower-case letters, digits, '-' or '_'; "
+                       "at most 64). Correct the topics column. Nothing was imported.")
     if unknown and not create:
-        names = ", ".join(f"{name!r} ({rows[name]} row{'s' * (rows[name] != 1)})" for name in unknown)
-        raise CsvError(f"{path}: unknown topic {names}. Add them with `mailer topics add NAME`, or import with "
+        raise CsvError(f"{path}: unknown topic {counted(unknown)}. Add them with `mailer topics add NAME`, or import with "
                        "--create-topics to create them. Nothing was imported.")
     for name in unknown:
         add_topic(session, name=name)

@@ -96,3 +96,23 @@ def test_a_report_verified_by_message_id_alone_is_acted_on(settings, engine, mai
     row = session.exec(select(Bounce)).one()
     assert (row.kind, row.delivery_id, row.verified) == (BounceKind.permanent, 7, True)
     assert statuses(session)["owen.thomas@example.net"] == SubscriberStatus.bounced
+
+
+def test_a_reader_cannot_make_another_readers_message_id_from_their_own(settings, engine, mailing, maildir, session):
+    """Rhys holds his own copy of the send; changing the delivery number in its Message-ID must not name Owen's."""
+    from mailer.delivery.message import MessageBuilder, Recipient
+    from mailer.store.models import Delivery
+    from tests.delivery.helpers import rendered
+
+    builder = MessageBuilder(settings, {"en": rendered("en")}, send_id=1, send_tag="abc123")
+    sent = {number: builder.message_id(Recipient(email=email, delivery_id=number)) for number, email in PEOPLE.items()}
+    for delivery in session.exec(select(Delivery)):
+        delivery.message_id = sent[delivery.id]
+    session.commit()
+    rhys_own = sent[1]
+    guessed = rhys_own.replace("<1.", "<7.", 1)
+    deliver(maildir, corpus("gmail-no-such-user.eml").replace(message_id(7).encode(), guessed.encode()))
+
+    report = process_mailbox(settings, str(maildir), engine=engine)
+    assert (report.permanent, report.unverified, report.changes) == (1, 1, [])
+    assert statuses(session)["owen.thomas@example.net"] == SubscriberStatus.active

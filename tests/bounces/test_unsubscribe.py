@@ -88,6 +88,18 @@ def test_a_complained_reader_stays_complained(settings, engine, mailing, maildir
     assert session.get(Subscriber, gareth, populate_existing=True).status == SubscriberStatus.complained
 
 
+def test_a_bounced_reader_stays_bounced_and_the_request_is_in_their_history(settings, engine, mailing, maildir, session):
+    deliver_to_maildir(maildir, corpus("postfix-user-unknown.eml"))
+    process_mailbox(settings, str(maildir), engine=engine)
+    rhys = mailing["rhys.jones@example.net"]
+    deliver_to_maildir(maildir, request(unsubscribe_address(settings, rhys, 1)))
+    report = process_mailbox(settings, str(maildir), engine=engine)
+    assert (report.unsubscribed, report.changes) == (0, [])  # nothing changed, so nothing reported as changed
+    assert session.get(Subscriber, rhys, populate_existing=True).status == SubscriberStatus.bounced
+    event = session.exec(select(Event).where(Event.subscriber_id == rhys, Event.kind == EventKind.unsubscribed)).one()
+    assert (event.channel, event.detail) == ("email", "stays bounced")
+
+
 def test_an_arf_opt_out_report_unsubscribes_the_delivery_it_names(settings, engine, mailing, maildir, session):
     opt_out = corpus("arf-complaint.eml").replace(b"Feedback-Type: abuse", b"Feedback-Type: opt-out")
     deliver_to_maildir(maildir, opt_out)

@@ -336,6 +336,14 @@ def test_unknown_topics_are_decided_once_for_the_whole_file(session, topics, wor
     assert topic_names(session, service.get_by_email(session, email="p3@example.org").id) == ["wales", "walks"]
 
 
+@pytest.mark.parametrize("create", [False, True])
+def test_a_topic_that_cannot_be_a_topic_name_is_refused_naming_the_file(session, workdir, create):
+    path = write(workdir / "a.csv", "email,topics\np1@example.org,Événements\np2@example.org,news/events\n")
+    with pytest.raises(CsvError, match=r"a.csv: topic 'news/events' \(1 row\), 'événements' \(1 row\) cannot be a topic name "
+                                       r"\(lower-case letters, digits, '-' or '_'; at most 64\).*Nothing was imported"):
+        import_csv(session, path=path, salts=SALTS, create_topics=create)
+
+
 def test_names_are_cleaned_on_the_way_in(session, workdir):
     """Finding 2: a line break was stored as it was; a NUL or a 300-character name lost the whole import (PostgreSQL)."""
     long = "Gwenllïan " * 40

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -149,6 +150,7 @@ def test_a_rule_the_runner_was_down_for_beyond_the_grace_period_warns_the_editor
     warning = smtp_server.messages[0].message
     assert warning["Subject"] == f"Newsletter: the {due.astimezone(ZoneInfo('Europe/London')):%B %Y} issue was not sent"
     assert "the runner was not running when the rule was due" in warning.get_content()
-    assert "came back 3 h 0 min late, beyond the grace period, so nothing was sent" in warning.get_content()
+    # The runner's own scheduler measures the lateness on the real clock: minutes may pass on a busy machine.
+    assert re.search(r"came back 3 h \d+ min late, beyond the grace period, so nothing was sent", warning.get_content())
     [(_, upcoming)] = rules.list_rules(settings, engine)
     assert upcoming.utc > utcnow()  # and it fires again next month

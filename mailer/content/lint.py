@@ -14,7 +14,7 @@ from mailer.content.schema import Issue, Localized
 from mailer.content.translation import out_of_date_warnings
 from mailer.content.urls import is_relative
 from mailer.errors import Problem
-from mailer.i18n import LANGUAGE_NAMES
+from mailer.i18n import LANGUAGE_NAMES, other_language
 from mailer.publiclinks import base_url_problem
 
 if TYPE_CHECKING:
@@ -140,7 +140,7 @@ def _missing_topic_texts(topic: Topic, language: str) -> list[str]:
         value: str = getattr(topic, field if code == "en" else f"{field}_{code}")
         return value
 
-    other = "cy" if language == "en" else "en"
+    other = other_language(language)
     described = text("description", "en") or text("description", "cy")
     missing = []
     if not text("label", language) and (text("label", other) or not described):

@@ -16,15 +16,13 @@ from collections.abc import Callable
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
 from mailer.store.models import utcnow
 from mailer.store.stats import SERIES, Month, history
 from mailer.web.context import DB, web
-
-router = APIRouter()
 
 Months = Annotated[int, Query(ge=1, le=120)]
 FORWARDING_HEADERS = ("forwarded", "x-forwarded-for", "x-real-ip")
@@ -60,9 +58,12 @@ def _loopback(host: str) -> bool:
         return False
 
 
+# Who is asking is checked before the parameters: a stranger's 400 would show the pages exist.
+router = APIRouter(dependencies=[Depends(_editor)])
+
+
 @router.get("/admin/stats")
 def page(request: Request, db: DB, months: Months = 12) -> Response:
-    _editor(request)
     ctx = web(request)
     language = ctx.pages.language(request)
     figures = history(db, months=months, now=utcnow())
@@ -74,7 +75,6 @@ def page(request: Request, db: DB, months: Months = 12) -> Response:
 
 @router.get("/admin/stats.svg")
 def chart(request: Request, db: DB, months: Months = 12) -> Response:
-    _editor(request)
     ctx = web(request)
     _ = ctx.pages.gettext(ctx.pages.language(request))
     svg = chart_svg(history(db, months=months, now=utcnow()), series_names(_), title=_("The list, month by month"))

@@ -40,6 +40,8 @@ router = APIRouter()
 EMAIL_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src https: http: data:; font-src https: data:; "
              "form-action 'none'; frame-ancestors 'none'; base-uri 'none'")
 PUBLIC = {"cache-control": "public, max-age=300"}
+# The index and a web version speak the browser's language when no `?lang=` says: caches keep each apart.
+PUBLIC_PER_LANGUAGE = {**PUBLIC, "vary": "Accept-Language"}
 FEED_ENTRIES = 20
 SendId = Annotated[int, Path(ge=1, le=2**62)]  # anything else is no such page (and no integer overflow)
 
@@ -59,7 +61,8 @@ def index(request: Request, db: DB) -> Response:
     languages = ctx.settings.languages
     feeds = [{"lang": code, "href": feed_path(code), "title": ctx.settings.text("list_name", code)}
              for code in sorted(languages, key=lambda code: code != language)]  # the page's language first
-    return ctx.pages.render(request, language, "archive.html", {"issues": issues, "feeds": feeds}, headers=PUBLIC)
+    return ctx.pages.render(request, language, "archive.html", {"issues": issues, "feeds": feeds},
+                            headers=PUBLIC_PER_LANGUAGE)
 
 
 @router.get("/archive/feed.atom")
@@ -133,4 +136,4 @@ def issue(send_id: SendId, request: Request, db: DB) -> Response:
         "web_url": archive_url(ctx.settings, send_id),
     }
     html = Personaliser(variants[language]).html(neutral)
-    return HTMLResponse(html, headers={"content-security-policy": EMAIL_CSP, **PUBLIC})
+    return HTMLResponse(html, headers={"content-security-policy": EMAIL_CSP, **PUBLIC_PER_LANGUAGE})

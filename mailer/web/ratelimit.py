@@ -68,7 +68,7 @@ class Refused(Enum):
     client = "client"          # this client posted too often: told so (429)
     subscriber = "subscriber"  # this subscriber asked for too many address changes: told so
     waiting = "waiting"        # a link to that address is still waiting to be followed: told so
-    recipient = "recipient"    # that mailbox or domain had enough emails: not told (the answer is the same)
+    recipient = "recipient"    # that mailbox or domain had enough emails: subscribe answers the same, preferences 429
 
 
 class PageLimits:

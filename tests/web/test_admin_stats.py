@@ -47,6 +47,16 @@ def test_without_a_token_only_this_machine_sees_it(settings, engine, history):
     assert visitor(settings, engine, "127.0.0.1").get("/admin/stats?months=0").status_code in (400, 404)
 
 
+def test_a_stranger_cannot_tell_the_page_is_there(settings, engine, history):
+    """Bad parameters are checked after who is asking: a stranger's 400 would show the route exists."""
+    stranger = visitor(settings, engine, "203.0.113.9")
+    for path in ("/admin/stats?months=0", "/admin/stats.svg?months=abc"):
+        assert stranger.get(path).status_code == 404, path
+    editor = visitor(settings, engine, "203.0.113.9", admin_token="tr0mb0ne-and-harp-0123")
+    assert editor.get("/admin/stats?months=0").status_code == 404
+    assert editor.get("/admin/stats?months=0&token=tr0mb0ne-and-harp-0123").status_code == 400
+
+
 def test_config_show_masks_the_token(settings):
     from tests.web.helpers import run_cli
 

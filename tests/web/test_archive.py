@@ -102,6 +102,14 @@ def test_empty_archive_and_feed(client):
     assert feed.findall(f"{ATOM}entry") == []
 
 
+def test_shared_caches_keep_each_language_of_a_page_apart(client, issues):
+    """Without `?lang=` the page's language comes from Accept-Language: a cache must key on it."""
+    for path in ("/archive", f"/archive/{issues[1].id}"):
+        welsh = client.get(path, headers={"accept-language": "cy"})
+        assert welsh.headers["cache-control"].startswith("public")
+        assert "accept-language" in welsh.headers["vary"].lower(), path
+
+
 def test_a_send_row_is_what_is_shown(client, db, issues):
     """The frozen content is shown, not the issue file as it is now."""
     send = db.get(Send, issues[0].id)

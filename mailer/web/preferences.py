@@ -14,14 +14,18 @@ from an email carries its send: a change made through it is counted on that issu
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
+from babel.dates import format_date
 from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import Response
 from sqlalchemy import func
 from sqlmodel import Session, select
 
+from mailer import i18n
 from mailer.errors import StoreError
 from mailer.store import subscribers
-from mailer.store.models import Event, EventKind, Subscriber, stored_id
+from mailer.store.models import Event, EventKind, Subscriber, stored_id, utcnow
 from mailer.store.topics import public_topics, topic_names
 from mailer.tokens import UNDO_EMAIL_DAYS, Purpose, change_email_url, undo_email_url, unsubscribe_url
 from mailer.web import emails, links
@@ -70,6 +74,13 @@ def save(token: str, request: Request, db: DB, background: BackgroundTasks,
         return _render(request, db, subscriber, send_id, chosen, errors=errors)
     # The address is not saved here: a new one waits for its own confirmation.
     changing = new_email.lower() != subscriber.email_key
+    undoable_until = _undoable_until(db, subscriber_id) if changing else None
+    if undoable_until is not None:
+        _ = ctx.pages.gettext(page_language)
+        until = format_date(undoable_until, format="long", locale=i18n.LOCALES[page_language])
+        errors = {"email": _("Your address changed recently and your old address can still take that change back, "
+                             "so it cannot be changed again here until %(date)s.", date=until)}
+        return _render(request, db, subscriber, send_id, chosen, errors=errors, status=409)
     version = _address_version(db, subscriber_id)
     refused = ctx.guard.change_request(client=client_key(request), subscriber_id=subscriber_id,
                                        address_version=version, address=new_email) if changing else None
@@ -132,6 +143,18 @@ def _address_version(db: Session, subscriber_id: int) -> int:
     """How many times the subscriber's address has changed: the version a change or undo link is made for."""
     return db.scalar(select(func.count()).select_from(Event).where(
         Event.subscriber_id == subscriber_id, Event.kind == EventKind.email_changed)) or 0
+
+
+def _undoable_until(db: Session, subscriber_id: int) -> datetime | None:
+    """Until when the last address change can still be undone from the old address; None when it no longer can.
+
+    Until then the page makes no further change: a second one would make the old address's undo link
+    stale (links are bound to the address version) and send the next one to whoever made the change.
+    """
+    last = db.scalar(select(func.max(Event.created_at)).where(
+        Event.subscriber_id == subscriber_id, Event.kind == EventKind.email_changed))
+    until = last + timedelta(days=UNDO_EMAIL_DAYS) if last is not None else None
+    return until if until is not None and until > utcnow() else None
 
 
 def _change(db: Session, request: Request, purpose: Purpose, token: str) -> tuple[Subscriber, str]:

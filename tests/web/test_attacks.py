@@ -149,6 +149,22 @@ def test_every_waiting_change_link_dies_when_the_address_changes(app, settings, 
     assert fresh(db, ann).email == "one@example.org"
 
 
+def test_a_second_change_cannot_take_the_way_back_from_the_old_address(client, settings, db, person):
+    """Holding a preferences link, move the subscription to one's own address, then on to another: the second
+    change would make the owner's undo link stale and send the next undo link to the attacker. While the
+    first change can be undone, the page changes the address no further."""
+    ann = person()
+    ask_for_address(client, settings, ann, "mallory1@example.net")
+    press(client, settings, link_in(sent_to(settings, "mallory1@example.net")[0], "/email/"))
+    undo = link_in(sent_to(settings, "ann@example.org")[0], "/email/")
+
+    again = ask_for_address(client, settings, ann, "mallory2@example.net")
+    assert again.status_code == 409 and "your old address can still take that change back" in again.text
+    assert sent_to(settings, "mallory2@example.net") == []
+    assert press(client, settings, undo).status_code == 200
+    assert fresh(db, ann).email == "ann@example.org"
+
+
 # --- 4. International addresses in notices -----------------------------------------------------
 
 @pytest.fixture

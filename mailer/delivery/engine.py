@@ -102,8 +102,11 @@ def fault_resume_at(settings: Settings, *, earlier_pauses: int, now: datetime) -
 
 
 def deliver(settings: Settings, send_id: int, *, stop: threading.Event | None = None,
-            on_progress: ProgressCallback | None = None) -> SendReport:
+            on_progress: ProgressCallback | None = None, expected: SendStatus | None = None) -> SendReport:
     """Send (or resume) a send: take its lease, take its audience if not yet done, deliver what is due.
+
+    `expected`: the status the caller found the send in (see `sends.start`); a send changed
+    since, say paused by a person, is refused with `SendError` and left as it is.
 
     Returns when nothing is due: deferred retries may remain (the send stays
     `sending` and the report says when the next is due). Resumable at any point.
@@ -117,7 +120,7 @@ def deliver(settings: Settings, send_id: int, *, stop: threading.Event | None = 
         with new_session(engine) as session:
             previous = take_lease(session, send_id=send_id, owner=owner)
             try:
-                send = start(session, send_id=send_id)
+                send = start(session, send_id=send_id, expected=expected)
             except BaseException:
                 _quietly(release_lease, session, send_id=send_id, owner=owner)
                 raise

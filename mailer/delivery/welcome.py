@@ -142,7 +142,7 @@ def deliver_queued(settings: Settings, engine: Engine, send_id: int) -> SendRepo
         if not _queued(engine, send_id):
             return None  # delivered by another process, paused (it waits for a resume) or cancelled
         try:
-            return deliver(settings, send_id)
+            return deliver(settings, send_id, expected=SendStatus.sending)  # a person's pause since stands
         except SendError as exc:
             log.info("welcome send %s: %s; trying again in %g s", send_id, exc, RETRY_SECONDS)
             time.sleep(RETRY_SECONDS)

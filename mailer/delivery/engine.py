@@ -9,7 +9,7 @@ Three kinds of thread work one send in one process:
   elsewhere), its lease recently renewed. So after a stop or a pause each connection
   carries at most the message it already had on the wire. It then waits for the rate
   limiter, sends, and records the outcome before taking the next;
-- a clock thread, whatever the queue does: progress twice a second (`PROGRESS`), outcomes
+- a clock thread, whatever the queue does: progress five times a second (`PROGRESS`), outcomes
   to the database twice a second (`journal.FLUSH`), and every `HOUSEKEEPING` seconds the
   lease and the claims renewed.
 
@@ -420,7 +420,7 @@ class Run:
                 return
 
     def _housekeeping(self) -> None:
-        """Progress and outcomes to the database twice a second; every few seconds the lease and claims renewed."""
+        """Progress five times a second, outcomes to the database twice; every few seconds the lease and claims renewed."""
         now = time.monotonic()
         if self.stop is not None and self.stop.is_set():
             self._halt("stopped; resume to continue")

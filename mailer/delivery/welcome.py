@@ -155,7 +155,7 @@ def _queued(engine: Engine, send_id: int) -> bool:
     with new_session(engine) as session:
         return bool(session.scalar(select(exists().where(
             col(Send.id) == send_id, col(Send.status) == SendStatus.sending,
-            col(Delivery.send_id) == send_id, col(Delivery.status) == DeliveryStatus.queued))))
+            col(Delivery.send_id) == col(Send.id), col(Delivery.status) == DeliveryStatus.queued))))
 
 
 def deliver_in_background(settings: Settings, engine: Engine, send_id: int) -> None:

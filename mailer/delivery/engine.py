@@ -9,7 +9,7 @@ Three kinds of thread work one send in one process:
   elsewhere), its lease recently renewed. So after a stop or a pause each connection
   carries at most the message it already had on the wire. It then waits for the rate
   limiter, sends, and records the outcome before taking the next;
-- a clock thread, whatever the queue does: progress twice a second (`PROGRESS`), outcomes
+- a clock thread, whatever the queue does: progress five times a second (`PROGRESS`), outcomes
   to the database twice a second (`journal.FLUSH`), and every `HOUSEKEEPING` seconds the
   lease and the claims renewed.
 
@@ -102,8 +102,11 @@ def fault_resume_at(settings: Settings, *, earlier_pauses: int, now: datetime) -
 
 
 def deliver(settings: Settings, send_id: int, *, stop: threading.Event | None = None,
-            on_progress: ProgressCallback | None = None) -> SendReport:
+            on_progress: ProgressCallback | None = None, expected: SendStatus | None = None) -> SendReport:
     """Send (or resume) a send: take its lease, take its audience if not yet done, deliver what is due.
+
+    `expected`: the status the caller found the send in (see `sends.start`); a send changed
+    since, say paused by a person, is refused with `SendError` and left as it is.
 
     Returns when nothing is due: deferred retries may remain (the send stays
     `sending` and the report says when the next is due). Resumable at any point.
@@ -117,7 +120,7 @@ def deliver(settings: Settings, send_id: int, *, stop: threading.Event | None = 
         with new_session(engine) as session:
             previous = take_lease(session, send_id=send_id, owner=owner)
             try:
-                send = start(session, send_id=send_id)
+                send = start(session, send_id=send_id, expected=expected)
             except BaseException:
                 _quietly(release_lease, session, send_id=send_id, owner=owner)
                 raise
@@ -417,7 +420,7 @@ class Run:
                 return
 
     def _housekeeping(self) -> None:
-        """Progress and outcomes to the database twice a second; every few seconds the lease and claims renewed."""
+        """Progress five times a second, outcomes to the database twice; every few seconds the lease and claims renewed."""
         now = time.monotonic()
         if self.stop is not None and self.stop.is_set():
             self._halt("stopped; resume to continue")

@@ -168,10 +168,17 @@ def enqueue(session: Session, *, send_id: int, subscriber_ids: Sequence[int] | N
     return added
 
 
-def start(session: Session, *, send_id: int) -> Send:
-    """Mark a send `sending`, taking its audience the first time. Refuses finished and cancelled sends."""
+def start(session: Session, *, send_id: int, expected: SendStatus | None = None) -> Send:
+    """Mark a send `sending`, taking its audience the first time. Refuses finished and cancelled sends.
+
+    `expected`: the status a process found the send in before deciding to deliver it (the runner,
+    the welcome pages); a send in another status by now, such as one a person paused since, is
+    refused and left as it is, so only a person's resume moves a person's pause on.
+    """
     send = get_send(session, send_id=send_id)
     session.refresh(send)
+    if expected is not None and send.status != expected:
+        raise SendError(f"send {send_id} is {send.status} now; left as it is")
     lifecycle.check(send_id, send.status, SendStatus.sending)
     values: lifecycle.Times = {}
     if send.started_at is None:
@@ -181,7 +188,8 @@ def start(session: Session, *, send_id: int) -> Send:
     # the runner moves a send it resumes to `sending` before delivering it, keeping the count.
     if send.status != SendStatus.sending:
         values["fault_pauses"] = 0
-    lifecycle.move(session, send_id=send_id, to=SendStatus.sending, note="", **values)
+    still = () if expected is None else (col(Send.status) == expected,)
+    lifecycle.move(session, send_id=send_id, to=SendStatus.sending, note="", when=still, **values)
     session.commit()
     session.refresh(send)
     return send

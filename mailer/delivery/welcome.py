@@ -142,7 +142,7 @@ def deliver_queued(settings: Settings, engine: Engine, send_id: int) -> SendRepo
         if not _queued(engine, send_id):
             return None  # delivered by another process, paused (it waits for a resume) or cancelled
         try:
-            return deliver(settings, send_id)
+            return deliver(settings, send_id, expected=SendStatus.sending)  # a person's pause since stands
         except SendError as exc:
             log.info("welcome send %s: %s; trying again in %g s", send_id, exc, RETRY_SECONDS)
             time.sleep(RETRY_SECONDS)
@@ -155,7 +155,7 @@ def _queued(engine: Engine, send_id: int) -> bool:
     with new_session(engine) as session:
         return bool(session.scalar(select(exists().where(
             col(Send.id) == send_id, col(Send.status) == SendStatus.sending,
-            col(Delivery.send_id) == send_id, col(Delivery.status) == DeliveryStatus.queued))))
+            col(Delivery.send_id) == col(Send.id), col(Delivery.status) == DeliveryStatus.queued))))
 
 
 def deliver_in_background(settings: Settings, engine: Engine, send_id: int) -> None:

@@ -3,7 +3,7 @@ ready, otherwise warn the editors".
 
 A rule lives only in APScheduler's job store, as a cron trigger plus plain arguments: keeping
 triggers across restarts is what that store is for. Firing never sends an issue twice: an issue
-that already has a send (scheduled, sent, cancelled or missed) is left to the people who made it.
+that already has a send (in any status: scheduled, sent, failed, cancelled, ...) is left to the people who made it.
 A firing the runner was down for, beyond the grace period, sends nothing and warns the editors.
 """
 
@@ -25,10 +25,9 @@ from mailer.delivery.notices import send_notice
 from mailer.delivery.sends import create_send
 from mailer.errors import IssueError, MailerError, ScheduleError
 from mailer.schedule.jobstore import PERSISTENT, paused_scheduler
-from mailer.schedule.service import ACTIVE, earlier_send
+from mailer.schedule.service import earlier_send
 from mailer.schedule.times import Moment, check_wall_time, lateness, zone
 from mailer.store.db import new_session
-from mailer.store.models import SendStatus
 from mailer.store.subscribers import normalise_email
 
 log = logging.getLogger("mailer.schedule")
@@ -150,7 +149,7 @@ def fire(settings: Settings, engine: Engine, rule: Rule, *, now: datetime) -> in
         return None
     path = found[0]
     with new_session(engine) as session:
-        earlier = earlier_send(session, path, (*ACTIVE, SendStatus.missed, SendStatus.cancelled))
+        earlier = earlier_send(session, path)
         if earlier is not None:
             log.info("rule %s: %s already has send %s (%s); nothing to do", rule.name, path, earlier.id, earlier.status)
             return None

@@ -165,10 +165,11 @@ class Runner:
             elif expected == SendStatus.paused:
                 if not self._resume_after_fault(session, send_id, now):
                     return
+                expected = SendStatus.sending  # as it has just moved it
             else:
                 log.info("resuming send %s (%s)", send.id, send.title)
         try:
-            log.info("%s", deliver(self.settings, send_id, stop=self.stop))
+            log.info("%s", deliver(self.settings, send_id, stop=self.stop, expected=expected))
         except MailerError as exc:
             log.warning("send %s (%s) not sent now: %s", send.id, send.title, exc)
         except Exception:  # a bug must not take the runner down; the send stays resumable

@@ -25,7 +25,6 @@ from mailer.store.models import RunnerLease, Send, SendStatus, stored_id, utcnow
 
 CHANGEABLE = (SendStatus.scheduled, SendStatus.missed)
 SHOWN = (SendStatus.scheduled, SendStatus.missed, SendStatus.sending, SendStatus.paused)
-ACTIVE = (SendStatus.scheduled, SendStatus.sending, SendStatus.paused, SendStatus.finished)
 
 
 def schedule_send(session: Session, *, settings: Settings, issue_path: Path, when: datetime, tz: str | None = None,
@@ -64,10 +63,10 @@ def refresh_send(session: Session, *, settings: Settings, send_id: int) -> tuple
     return old, refresh_content(session, settings=settings, send_id=send_id).content_hash
 
 
-def earlier_send(session: Session, issue_path: Path, statuses: Sequence[SendStatus] = ACTIVE) -> Send | None:
-    """A send of the same issue (known by its file name) in one of `statuses`."""
-    query = (select(Send).where(col(Send.issue_slug) == issue_path.stem, col(Send.status).in_(statuses))
-             .order_by(col(Send.id)))
+def earlier_send(session: Session, issue_path: Path) -> Send | None:
+    """A send of the same issue (known by its file name), whatever its status: a failed one may have
+    mailed some readers, and a draft, missed or cancelled one is a person's to decide on."""
+    query = select(Send).where(col(Send.issue_slug) == issue_path.stem).order_by(col(Send.id))
     return session.exec(query).first()
 
 

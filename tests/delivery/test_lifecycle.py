@@ -59,6 +59,22 @@ def test_a_conditional_change_never_overwrites_a_change_made_meanwhile(make_send
             lifecycle.change(session, send_id=send_id, to=S.sending, from_=(S.finished,))
 
 
+def test_a_process_resuming_what_it_found_sending_leaves_a_person_s_pause_made_since(settings, make_send,
+                                                                                   engine) -> None:  # type: ignore[no-untyped-def]
+    """The runner and the welcome pages look at a send, then deliver it: a pause typed in between stands."""
+    send_id = make_send(people(2))
+    with new_session(engine) as session:
+        start(session, send_id=send_id)  # the runner finds it `sending` (a crash left it so)
+        set_status(session, send_id=send_id, status=S.paused, note="paused by hand")  # a person, meanwhile
+    with pytest.raises(SendError, match=f"send {send_id} is paused now; left as it is"):
+        deliver(settings, send_id, expected=S.sending)
+    with new_session(engine) as session:
+        send = session.get(Send, send_id)
+        assert send is not None and (send.status, send.note, send.lease_owner) == (S.paused, "paused by hand", "")
+    assert {d.status for d in deliveries(engine, send_id).values()} == {"queued"}
+    assert not list(Path(settings.outbox_dir).glob("*.eml"))
+
+
 def test_the_reply_code_is_kept_whatever_the_server_said(smtp_settings, smtp_server, make_send, engine) -> None:  # type: ignore[no-untyped-def]
     send_id = make_send(people(4))
     smtp_server.rules.update({"reader1@example.com": "550 5.1.1 No such user",

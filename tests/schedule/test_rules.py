@@ -10,11 +10,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlmodel import select
 
+from mailer.delivery.sends import create_send, set_status, start
 from mailer.errors import MailerError, ScheduleError
 from mailer.schedule import rules
 from mailer.schedule import runner as runner_module
 from mailer.schedule.jobstore import PERSISTENT, paused_scheduler
-from mailer.store.models import Send, utcnow
+from mailer.store.models import Send, SendStatus, utcnow
 from tests.fixtures.waiting import PATIENCE
 
 from .conftest import status, write_issue
@@ -107,6 +108,18 @@ def test_firing_twice_sends_once(smtp_settings, engine, workdir, issue_file, sub
     assert rules.fire(smtp_settings, engine, rule_for(workdir), now=december) is not None
     assert rules.fire(smtp_settings, engine, rule_for(workdir), now=december) is None
     assert len(sends(session)) == 1
+
+
+@pytest.mark.parametrize("status", [SendStatus.draft, SendStatus.failed])
+def test_firing_leaves_an_issue_with_a_draft_or_failed_send_alone(smtp_settings, engine, workdir, issue_file,
+                                                                  subscribers, session, status):
+    """A failed send may have mailed some readers already, a draft is a person's: a rule must not send it again."""
+    earlier = create_send(session, settings=smtp_settings, issue_path=issue_file)
+    if status == SendStatus.failed:
+        start(session, send_id=earlier.id)
+        set_status(session, send_id=earlier.id, status=SendStatus.failed, note="a bug, after some readers had it")
+    assert rules.fire(smtp_settings, engine, rule_for(workdir), now=datetime(2026, 12, 1, 9, 0)) is None
+    assert [send.id for send in sends(session)] == [earlier.id]
 
 
 def test_no_issue_this_month_warns_the_editors(smtp_settings, engine, workdir, subscribers, session, smtp_server):

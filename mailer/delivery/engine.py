@@ -215,7 +215,7 @@ class Run:
         self.clock_stopped = threading.Event()
         self.note = ""
         self.pause = False  # this run pauses the send (faults in a row), as opposed to a person
-        self.fault_pauses = send.fault_pauses  # such pauses in a row before this run
+        self.fault_pauses = send.fault_pauses  # such pauses in a row before this run, none of which got a message out
         self.errors: list[BaseException] = []
         self.connection_errors = 0
         self.broken: list[tuple[Claimed, str]] = []  # recipients whose message could not be built, in a row
@@ -392,9 +392,10 @@ class Run:
         """
         sending = (SendStatus.sending,)
         if self.pause:  # the runner resumes it at `resume_at`, unless a person takes over first
+            in_a_row = 0 if self.sent_now else self.fault_pauses  # messages went out: the last fault had passed
             lifecycle.change(conn, send_id=self.send_id, to=SendStatus.paused, from_=sending, note=self.note,
-                             resume_at=fault_resume_at(self.settings, earlier_pauses=self.fault_pauses, now=utcnow()),
-                             fault_pauses=self.fault_pauses + 1)
+                             resume_at=fault_resume_at(self.settings, earlier_pauses=in_a_row, now=utcnow()),
+                             fault_pauses=in_a_row + 1)
         elif self.errors and isinstance(self.errors[0], Exception):  # not Ctrl-C
             # Database or disk trouble passes, so the send stays `sending` and the scheduler
             # tries again; a bug fails it (retrying would only repeat it).

@@ -123,6 +123,25 @@ def test_the_wait_doubles_while_the_fault_lasts_up_to_four_hours_and_a_person_s_
     assert shortest <= timedelta(minutes=70) <= longest
 
 
+def test_a_run_that_got_messages_through_starts_the_waits_afresh(
+        smtp_settings: Settings, smtp_server: SMTPServer, session: Session, issue_file: Path,
+        subscribers: list[str]) -> None:
+    """The fault went away (readers got the issue) before another came: the next wait is the first again."""
+    settings = smtp_settings.model_copy(update={"max_connection_errors": 3})
+    smtp_server.drop_on.update(subscribers[-3:])  # the last three: the connection dropped each time
+    send = create_send(session, settings=settings, issue_path=issue_file)
+    assert send.id is not None
+    start(session, send_id=send.id)  # as the runner resumes one: `sending`, keeping the count
+    session.execute(update(Send).where(Send.id == send.id).values(fault_pauses=3))  # three pauses in a row before
+    session.commit()
+    before = utcnow()
+    report = deliver(settings, send.id)
+    assert report.paused_by_fault and report.sent_now == len(subscribers) - 3
+    send = fetch(session, send.id)
+    shortest, longest = waits(send, before, utcnow())
+    assert shortest <= FIRST_WAIT <= longest and send.fault_pauses == 1
+
+
 def test_a_person_s_pause_is_never_resumed_by_the_runner(runners: Callable[..., Runner], blocked_outbox: Settings,
                                                         session: Session, issue_file: Path, subscribers: list[str],
                                                         workdir: Path) -> None:

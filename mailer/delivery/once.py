@@ -8,6 +8,7 @@ may have mailed some readers already. A second send takes `--again`.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -21,9 +22,9 @@ from mailer.store.models import Send, SendStatus
 COUNTED = tuple(status for status in SendStatus if status != SendStatus.cancelled)
 
 
-def earlier_send(session: Session, slug: str) -> Send | None:
-    """The latest send of the issue that counts (any status but cancelled), or None."""
-    query = (select(Send).where(col(Send.issue_slug) == slug, col(Send.status).in_(COUNTED))
+def earlier_send(session: Session, slug: str, statuses: Collection[SendStatus] = COUNTED) -> Send | None:
+    """The latest send of the issue in one of `statuses` (by default those that count: all but cancelled), or None."""
+    query = (select(Send).where(col(Send.issue_slug) == slug, col(Send.status).in_(list(statuses)))
              .order_by(col(Send.id).desc()))
     return session.exec(query).first()
 

@@ -22,12 +22,13 @@ from sqlalchemy import Engine
 from mailer.config import Settings
 from mailer.content import load_issue
 from mailer.delivery.notices import send_notice
+from mailer.delivery.once import earlier_send
 from mailer.delivery.sends import create_send
 from mailer.errors import IssueError, MailerError, ScheduleError
 from mailer.schedule.jobstore import PERSISTENT, paused_scheduler
-from mailer.schedule.service import earlier_send
 from mailer.schedule.times import Moment, check_wall_time, lateness, zone
 from mailer.store.db import new_session
+from mailer.store.models import SendStatus
 from mailer.store.subscribers import normalise_email
 
 log = logging.getLogger("mailer.schedule")
@@ -149,7 +150,9 @@ def fire(settings: Settings, engine: Engine, rule: Rule, *, now: datetime) -> in
         return None
     path = found[0]
     with new_session(engine) as session:
-        earlier = earlier_send(session, path)
+        # Any status, even cancelled: a failed send may have mailed some readers, and a draft,
+        # missed or cancelled one is a person's to decide on.
+        earlier = earlier_send(session, path.stem, statuses=tuple(SendStatus))
         if earlier is not None:
             log.info("rule %s: %s already has send %s (%s); nothing to do", rule.name, path, earlier.id, earlier.status)
             return None

@@ -63,13 +63,6 @@ def refresh_send(session: Session, *, settings: Settings, send_id: int) -> tuple
     return old, refresh_content(session, settings=settings, send_id=send_id).content_hash
 
 
-def earlier_send(session: Session, issue_path: Path) -> Send | None:
-    """A send of the same issue (known by its file name), whatever its status: a failed one may have
-    mailed some readers, and a draft, missed or cancelled one is a person's to decide on."""
-    query = select(Send).where(col(Send.issue_slug) == issue_path.stem).order_by(col(Send.id))
-    return session.exec(query).first()
-
-
 def planned(session: Session) -> list[Send]:
     """Sends a scheduler cares about: scheduled (soonest first), missed, and going out now."""
     sends = session.exec(select(Send).where(col(Send.status).in_(SHOWN))).all()

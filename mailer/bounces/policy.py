@@ -42,7 +42,7 @@ from mailer.config import Settings
 from mailer.errors import BounceError
 from mailer.store import subscribers
 from mailer.store.db import make_engine, new_session, require_current
-from mailer.store.models import Bounce, BounceKind, Delivery, DeliveryStatus, Subscriber, SubscriberStatus
+from mailer.store.models import Bounce, BounceKind, Delivery, DeliveryStatus, Subscriber, SubscriberStatus, stored_id
 
 log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())  # `mailer bounces process` prints skipped messages itself; `mailer run` sets up logging
@@ -262,11 +262,11 @@ def record_refusals(session: Session, settings: Settings, *, send_id: int) -> Pr
         )
     ).all()
     for delivery in refused:
-        assert delivery.id is not None  # read from the database
+        delivery_id = stored_id(delivery)
         refusal = Classification(
-            message_id=f"refused-at-send:{delivery.id}",
+            message_id=f"refused-at-send:{delivery_id}",
             failures=(failed(delivery.email, delivery.reply, [delivery.reply]),),
-            delivery_ids=(delivery.id,),
+            delivery_ids=(delivery_id,),
         )
         try:
             with session.begin_nested():

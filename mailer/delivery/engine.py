@@ -53,7 +53,7 @@ from mailer.delivery.sends import rendered_variants, send_tag, start
 from mailer.delivery.transport import Reply, open_transport, tidy
 from mailer.errors import ConnectionFailure, PermanentFailure, SendInterrupted, TemporaryFailure, TransportError
 from mailer.store.db import make_engine, new_session, require_current
-from mailer.store.models import DeliveryStatus, Send, SendKind, SendStatus, utcnow
+from mailer.store.models import DeliveryStatus, Send, SendKind, SendStatus, stored_id, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -195,8 +195,7 @@ class Run:
                  leased: bool = False) -> None:
         self.settings = settings
         self.engine = engine
-        assert send.id is not None  # a send read from the database
-        self.send_id = send.id
+        self.send_id = stored_id(send)
         self.owner = owner
         self.stop = stop
         self.on_progress = on_progress
@@ -227,7 +226,7 @@ class Run:
         self._last_flush = self._last_renewal = time.monotonic()
         self.trusted_until = time.time() + TRUSTED  # wall clock: it runs on while the machine sleeps
         with new_session(engine) as session:
-            self.counts.update(status_counts(session, send_id=send.id))
+            self.counts.update(status_counts(session, send_id=self.send_id))
 
     # --- the feeding thread (the caller's) ------------------------------------------------
 

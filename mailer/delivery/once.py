@@ -17,7 +17,7 @@ from sqlmodel import Session, col, select
 from mailer.config import Settings
 from mailer.delivery.report import status_counts
 from mailer.errors import SendError
-from mailer.store.models import Send, SendStatus
+from mailer.store.models import Send, SendStatus, stored_id
 
 COUNTED = tuple(status for status in SendStatus if status != SendStatus.cancelled)
 
@@ -31,8 +31,7 @@ def earlier_send(session: Session, slug: str, statuses: Collection[SendStatus] =
 
 def describe(session: Session, settings: Settings, send: Send) -> str:
     """What became of a send, in the editor's words: which issue, which send, when, to how many."""
-    assert send.id is not None  # a send read from the database
-    counts = status_counts(session, send_id=send.id)
+    counts = status_counts(session, send_id=stored_id(send))
     sent, total = counts["sent"], sum(counts.values())
 
     def when(value: datetime | None) -> str:  # as `schedule list` shows times: 2026-12-02 09:00 GMT

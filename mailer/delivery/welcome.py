@@ -33,7 +33,16 @@ from mailer.content import load_issue
 from mailer.delivery.sends import create_send, enqueue, freeze, set_status
 from mailer.errors import MailerError, SendError
 from mailer.store.db import new_session
-from mailer.store.models import Delivery, DeliveryStatus, Send, SendKind, SendStatus, Subscriber, SubscriberStatus
+from mailer.store.models import (
+    Delivery,
+    DeliveryStatus,
+    Send,
+    SendKind,
+    SendStatus,
+    Subscriber,
+    SubscriberStatus,
+    stored_id,
+)
 
 if TYPE_CHECKING:
     from mailer.delivery.report import SendReport
@@ -70,8 +79,7 @@ def current_send(session: Session, settings: Settings) -> Send | None:
         content, _ = freeze(settings, load_issue(path))
         if latest is None or latest.issue_path != str(path) or hashlib.sha256(content).hexdigest() != latest.content_hash:
             latest = create_send(session, settings=settings, issue_path=path, kind=SendKind.welcome)
-    assert latest.id is not None  # read from the database, or just saved
-    _close_replaced(session, keep=latest.id)
+    _close_replaced(session, keep=stored_id(latest))
     return latest
 
 
@@ -85,12 +93,12 @@ def _edited_since(path: Path, send: Send) -> bool:
 
 def _close_replaced(session: Session, *, keep: int) -> None:
     for send in open_sends(session):
-        assert send.id is not None  # read from the database
+        send_id = stored_id(send)
         waiting = session.scalar(select(exists().where(
-            col(Delivery.send_id) == send.id,
+            col(Delivery.send_id) == send_id,
             col(Delivery.status).in_([DeliveryStatus.queued, DeliveryStatus.deferred]))))
-        if send.id != keep and send.status == SendStatus.sending and not waiting:
-            set_status(session, send_id=send.id, status=SendStatus.finished, note=f"replaced by welcome send {keep}")
+        if send_id != keep and send.status == SendStatus.sending and not waiting:
+            set_status(session, send_id=send_id, status=SendStatus.finished, note=f"replaced by welcome send {keep}")
 
 
 def prepare(settings: Settings, engine: Engine) -> int | None:

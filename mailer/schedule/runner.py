@@ -47,7 +47,7 @@ from mailer.schedule import lease, rules
 from mailer.schedule.jobstore import INTERNAL, PERSISTENT, grace, make_scheduler
 from mailer.schedule.times import Moment, lateness, zone
 from mailer.store.db import make_engine, new_session
-from mailer.store.models import Delivery, DeliveryStatus, Send, SendStatus, utcnow
+from mailer.store.models import Delivery, DeliveryStatus, Send, SendStatus, stored_id, utcnow
 
 log = logging.getLogger("mailer.schedule")
 
@@ -130,8 +130,7 @@ class Runner:
     def _mark_missed(self, session: Session, send: Send, *, due: datetime, now: datetime) -> None:
         note = (f"missed: due {Moment(due, self.tz).short}, the runner came {lateness(now - due)} late "
                 f"(grace {self.settings.schedule_grace_hours:g} h)")
-        assert send.id is not None  # a send read from the database
-        marked = lifecycle.change(session, send_id=send.id, to=SendStatus.missed, from_=(SendStatus.scheduled,),
+        marked = lifecycle.change(session, send_id=stored_id(send), to=SendStatus.missed, from_=(SendStatus.scheduled,),
                                   note=note, when=(col(Send.scheduled_at) == due,))
         session.commit()
         if marked:

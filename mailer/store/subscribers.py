@@ -242,11 +242,11 @@ def subscribe_pending(
     else:
         _record(session, subscriber, EventKind.subscribed, channel=source,
                 detail=f"asked to subscribe again; stays {subscriber.status} until confirmed")
-    assert subscriber.id is not None  # read from the database, or flushed above
+    subscriber_id = stored_id(subscriber)
     now = utcnow()
-    session.execute(delete(SubscribeRequest).where(col(SubscribeRequest.subscriber_id) == subscriber.id,
+    session.execute(delete(SubscribeRequest).where(col(SubscribeRequest.subscriber_id) == subscriber_id,
                                                    col(SubscribeRequest.created_at) < now - REQUEST_LIFETIME))
-    session.add(SubscribeRequest(subscriber_id=subscriber.id, name=clean_name(name), language=language,
+    session.add(SubscribeRequest(subscriber_id=subscriber_id, name=clean_name(name), language=language,
                                  topics=",".join(topic.name for topic in wanted), source=source,
                                  consent_text=clean_text(consent_text), created_at=now))
     session.flush()

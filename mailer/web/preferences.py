@@ -153,8 +153,10 @@ def _undoable_until(db: Session, subscriber_id: int) -> datetime | None:
     """
     last = db.scalar(select(func.max(Event.created_at)).where(
         Event.subscriber_id == subscriber_id, Event.kind == EventKind.email_changed))
-    until = last + timedelta(days=UNDO_EMAIL_DAYS) if last is not None else None
-    return until if until is not None and until > utcnow() else None
+    if last is None:
+        return None
+    until = last + timedelta(days=UNDO_EMAIL_DAYS)
+    return until if until > utcnow() else None
 
 
 def _change(db: Session, request: Request, purpose: Purpose, token: str) -> tuple[Subscriber, str]:
